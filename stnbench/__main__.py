@@ -1,0 +1,5 @@
+import sys
+
+from stnbench.cli import main
+
+sys.exit(main())

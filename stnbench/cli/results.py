@@ -1,0 +1,8 @@
+"""`stnbench results`: not yet written."""
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("results", help="(not yet available)")
+    parser.set_defaults(func=lambda args: parser.error("not yet available"))
