@@ -1,0 +1,223 @@
+"""Read what the runs and benchmarks wrote into pandas frames.
+
+Everything is read from the files' contents (metrics.json, predictions.npz, bench JSON),
+never from their paths, so runs may be laid out, moved or merged freely.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stnbench.errors import StnbenchError
+from stnbench.models import DATASET_INPUTS
+from stnbench.transforms import get_distortion
+
+UNSPECIFIED_SCALE = "unspecified"
+# A run is one cell of a table at one seed; these identify it.
+RUN_KEY = ("scale", "dataset", "distortion", "severity", "model", "seed")
+RUN_COLUMNS = (
+    *RUN_KEY,
+    "status",
+    "reason",
+    "test_accuracy",
+    "val_accuracy",
+    "params",
+    "flops",
+    "train_images_per_s",
+    "device",
+    "device_type",
+    "precision",
+    "epochs",
+    "epochs_completed",
+    "limit_train",
+    "input_size",
+    "test_set_name",
+    "test_set_size",
+    "test_set_note",
+    "has_predictions",
+    "has_st",
+    "description",
+    "ensemble",
+    "run_dir",
+)
+HISTORY_COLUMNS = (
+    *RUN_KEY,
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+)
+
+
+@dataclass(frozen=True)
+class Results:
+    """runs: one row per metrics.json (duplicates of a run key dropped, see ``duplicates``);
+    history: one row per run and epoch; bench: one row per benchmark measurement."""
+
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    bench: pd.DataFrame
+    duplicates: tuple[Path, ...]
+    runs_dir: Path
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise StnbenchError(f"{path}: cannot read JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise StnbenchError(f"{path}: expected a JSON object")
+    return data
+
+
+def _run_record(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    try:
+        config = metrics.get("config") or {}
+        info = config.get("model_definition") or {}
+        definition = info.get("definition") or {}
+        test_set = metrics.get("test_set") or {}
+        return {
+            "scale": metrics.get("scale") or config.get("scale") or UNSPECIFIED_SCALE,
+            "dataset": metrics["dataset"],
+            "distortion": metrics["distortion"],
+            "severity": float(metrics["severity"]),
+            "model": metrics["model"],
+            "seed": int(metrics["seed"]),
+            "status": metrics["status"],
+            "reason": metrics.get("reason"),
+            "test_accuracy": metrics.get("test_accuracy"),
+            "val_accuracy": metrics.get("val_accuracy"),
+            "params": metrics.get("params"),
+            "flops": metrics.get("flops"),
+            "train_images_per_s": metrics.get("train_images_per_s"),
+            "device": metrics.get("device"),
+            "device_type": metrics.get("device_type"),
+            "precision": metrics.get("precision"),
+            "epochs": metrics.get("epochs"),
+            "epochs_completed": metrics.get("epochs_completed"),
+            "limit_train": config.get("limit_train"),
+            "input_size": _input_size(metrics, config),
+            "test_set_name": test_set.get("name"),
+            "test_set_size": test_set.get("size"),
+            "test_set_note": test_set.get("note"),
+            "has_predictions": (path.parent / "predictions.npz").is_file(),
+            "has_st": _has_spatial_transformer(definition.get("layers", [])),
+            "description": info.get("description") or None,
+            "ensemble": (definition.get("committee") or {}).get("columns", 1),
+            "run_dir": str(path.parent),
+        }
+    except KeyError as error:
+        raise StnbenchError(f"{path}: missing key {error.args[0]!r}") from error
+
+
+def _input_size(metrics: dict[str, Any], config: dict[str, Any]) -> int | None:
+    """The side of the images the model saw, to match the run with benchmarks of that input."""
+    dataset = metrics["dataset"]
+    if dataset not in DATASET_INPUTS:
+        return None
+    size = config.get("size") or DATASET_INPUTS[dataset].sizes[0]
+    try:
+        distortion = get_distortion(metrics["distortion"], float(metrics["severity"]),
+                                    dataset=dataset)
+    except StnbenchError:
+        return None
+    return distortion.output_size(size)
+
+
+def _has_spatial_transformer(layers: Any) -> bool:
+    """Whether a model definition's layers (nested lists and mappings) contain an ``st`` layer."""
+    if isinstance(layers, dict):
+        return "st" in layers or any(_has_spatial_transformer(item) for item in layers.values())
+    if isinstance(layers, list):
+        return any(_has_spatial_transformer(item) for item in layers)
+    return False
+
+
+def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, ...]]:
+    """Every ``**/metrics.json`` under ``runs_dir``: (runs, history, duplicate run dirs).
+
+    A run key seen twice (the same run copied or trained twice) is counted once, from the
+    first path in sorted order; the others are returned so that the tables can name them.
+    An absent folder reads as no runs: the tables then say so.
+    """
+    records, history, seen, duplicates = [], [], set(), []
+    for path in sorted(Path(runs_dir).rglob("metrics.json")):
+        metrics = read_json(path)
+        record = _run_record(path, metrics)
+        key = tuple(record[name] for name in RUN_KEY)
+        if key in seen:
+            duplicates.append(path.parent)
+            continue
+        seen.add(key)
+        records.append(record)
+        for epoch in metrics.get("history") or []:
+            history.append(
+                {**{name: record[name] for name in RUN_KEY},
+                 **{name: epoch.get(name) for name in HISTORY_COLUMNS[len(RUN_KEY):]}}
+            )
+    runs = pd.DataFrame(records, columns=list(RUN_COLUMNS))
+    for column in ("test_accuracy", "val_accuracy", "params", "flops", "train_images_per_s"):
+        runs[column] = pd.to_numeric(runs[column])
+    return runs, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), tuple(duplicates)
+
+
+def load_correct(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(correct, label) per test image of a run, in test-set order, from its predictions.npz."""
+    path = Path(run_dir) / "predictions.npz"
+    try:
+        with np.load(path) as arrays:
+            predicted, label = arrays["predicted"], arrays["label"]
+    except (OSError, KeyError, ValueError) as error:
+        raise StnbenchError(f"{path}: cannot read predicted/label arrays ({error})") from error
+    if predicted.shape != label.shape:
+        raise StnbenchError(f"{path}: predicted and label differ in length")
+    return predicted == label, label
+
+
+BENCH_COLUMNS = ("model", "dataset", "input_size", "device", "device_type", "precision",
+                 "compile", "batch_size", "phase", "images_per_s", "path")
+BENCH_PHASES = ("inference", "train_step")
+
+
+def empty_bench() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(BENCH_COLUMNS))
+
+
+def load_bench(bench_dir: Path) -> pd.DataFrame:
+    """Every ``stnbench bench`` JSON under ``bench_dir``: one row per batch size and phase, with
+    the median images/s."""
+    rows = []
+    for path in sorted(Path(bench_dir).rglob("*.json")):
+        data = read_json(path)
+        try:
+            for measurement in data["results"]:
+                for phase in BENCH_PHASES:
+                    rows.append({
+                        "model": data["model"],
+                        "dataset": data["dataset"],
+                        "input_size": data["input_shape"][-1],
+                        "device": data["device"],
+                        "device_type": data["device_type"],
+                        "precision": data.get("precision"),
+                        "compile": data.get("compile"),
+                        "batch_size": measurement["batch_size"],
+                        "phase": phase,
+                        "images_per_s": measurement[phase]["images_per_s"]["median"],
+                        "path": str(path),
+                    })
+        except (KeyError, TypeError, IndexError) as error:
+            raise StnbenchError(f"{path}: not a benchmark result (missing {error})") from error
+    return pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
+
+
+def collect(runs_dir: Path, bench_dir: Path | None = None) -> Results:
+    runs, history, duplicates = load_runs(runs_dir)
+    bench = load_bench(bench_dir) if bench_dir is not None else empty_bench()
+    return Results(runs, history, bench, duplicates, Path(runs_dir))

@@ -1,0 +1,112 @@
+"""Paired comparisons of each spatial-transformer model with its baseline on the same images."""
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from stnbench.results.collect import load_correct
+from stnbench.results.stats import (
+    McNemar,
+    mcnemar_exact,
+    mcnemar_pooled,
+    paired_t,
+    wilcoxon,
+)
+
+CONDITION = ("scale", "dataset", "distortion", "severity")
+COMPARISON_COLUMNS = (
+    *CONDITION,
+    "model",
+    "baseline",
+    "n_pairs",
+    "seeds",
+    "accuracy",
+    "baseline_accuracy",
+    "difference_pp",
+    "mcnemar_per_seed",
+    "mcnemar_b",
+    "mcnemar_c",
+    "mcnemar_p",
+    "paired_t_p",
+    "wilcoxon_p",
+    "unpaired",
+)
+
+
+def compare_with_baselines(
+    runs: pd.DataFrame,
+    baseline_of: Callable[[str], str | None],
+    load: Callable[[str], tuple[np.ndarray, np.ndarray]] = load_correct,
+) -> pd.DataFrame:
+    """One row per (condition, ST model) whose baseline ran on the same condition.
+
+    Runs pair up by seed; a seed where either run diverged or has no predictions is left out
+    of the tests and counted in ``unpaired``, as is a seed whose two runs saw different labels
+    (then they were not tested on the same images).
+    """
+    ok = runs[runs["status"] == "ok"]
+    rows = []
+    for condition, group in runs.groupby(list(CONDITION), sort=True):
+        models = set(group["model"])
+        for model in sorted(models):
+            baseline = baseline_of(model)
+            if baseline is None or baseline not in models:
+                continue
+            rows.append(_compare(dict(zip(CONDITION, condition, strict=True)), model, baseline,
+                                 group, ok, load))
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
+def _compare(condition, model, baseline, group, ok, load) -> dict:
+    in_condition = np.ones(len(ok), bool)
+    for name, value in condition.items():
+        in_condition &= (ok[name] == value).to_numpy()
+    mine = ok[in_condition & (ok["model"] == model).to_numpy()].set_index("seed")
+    theirs = ok[in_condition & (ok["model"] == baseline).to_numpy()].set_index("seed")
+    all_seeds = set(group.loc[group["model"].isin([model, baseline]), "seed"])
+    seeds, tests, accuracy, baseline_accuracy = [], [], [], []
+    for seed in sorted(set(mine.index) & set(theirs.index)):
+        if not (mine.at[seed, "has_predictions"] and theirs.at[seed, "has_predictions"]):
+            continue
+        correct, labels = load(mine.at[seed, "run_dir"])
+        baseline_correct, baseline_labels = load(theirs.at[seed, "run_dir"])
+        if labels.shape != baseline_labels.shape or not np.array_equal(labels, baseline_labels):
+            continue
+        seeds.append(int(seed))
+        tests.append(mcnemar_exact(correct, baseline_correct))
+        accuracy.append(float(mine.at[seed, "test_accuracy"]))
+        baseline_accuracy.append(float(theirs.at[seed, "test_accuracy"]))
+    pooled = mcnemar_pooled(tests) if tests else McNemar(0, 0, math.nan)
+    mean, baseline_mean = np.mean(accuracy or [math.nan]), np.mean(baseline_accuracy or [math.nan])
+    return {
+        **condition,
+        "model": model,
+        "baseline": baseline,
+        "n_pairs": len(seeds),
+        "seeds": seeds,
+        "accuracy": mean,
+        "baseline_accuracy": baseline_mean,
+        "difference_pp": 100 * (mean - baseline_mean),
+        "mcnemar_per_seed": tests,
+        "mcnemar_b": pooled.b,
+        "mcnemar_c": pooled.c,
+        "mcnemar_p": pooled.pvalue,
+        "paired_t_p": paired_t(accuracy, baseline_accuracy),
+        "wilcoxon_p": wilcoxon(accuracy, baseline_accuracy),
+        "unpaired": len(all_seeds) - len(seeds),
+    }
+
+
+def baseline_of(model: str) -> str | None:
+    """The same network without its spatial transformers, for the suite's registered models."""
+    return BASELINES.get(model)
+
+
+BASELINES = {
+    **{f"st-{net}-{kind}": net for net in ("fcn", "cnn")
+       for kind in ("affine", "projective", "tps")},
+    "moodstocks-1st": "moodstocks-nost",
+    "moodstocks-2st": "moodstocks-nost",
+}

@@ -1,0 +1,515 @@
+"""The result tables, built from collected runs and written as Markdown, CSV and LaTeX.
+
+Each table is kept twice: ``data`` (numbers, one column per quantity, for CSV) and
+``sections`` (formatted cells such as ``99.12 ± 0.05 (n=2 of 3; 1 diverged)`` for reading).
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from stnbench.io import atomic_write_text
+from stnbench.results import published
+from stnbench.results.collect import UNSPECIFIED_SCALE, Results
+from stnbench.results.compare import compare_with_baselines
+from stnbench.results.stats import WILCOXON_MIN_PAIRS, summarize_cells
+
+SIGNIFICANCE_LEVEL = 0.05
+GTSRB_MODELS = ("idsia-committee", "moodstocks-2st", "moodstocks-1st", "moodstocks-nost")
+CONDITION = ["scale", "dataset", "distortion", "severity"]
+CELL = [*CONDITION, "model"]
+SCALE_NOTES = {
+    "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
+    "full": "the recipes' published training length",
+    "tiny": "a smoke test of the workflow on tiny subsets; its numbers mean nothing",
+    UNSPECIFIED_SCALE: "the runs record no scale",
+}
+NO_RUNS = "No runs yet under {runs_dir}."
+COUNTING_NOTE = ("Cells: mean ± sample std over seeds (n = finished seeds); a seed that any model "
+                 "ran on the condition but this model did not finish is shown as diverged or "
+                 "missing, never averaged in.")
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    notes: list[str] = field(default_factory=list)
+    sections: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    data: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+# ---------------------------------------------------------------- cell formatting
+
+
+def format_number(value: float | None, digits: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def format_count(value: float | None) -> str:
+    """Parameters, FLOPs: 1.54M, 38.59M, 2.10G."""
+    if value is None or math.isnan(value):
+        return "—"
+    for factor, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f}{unit}"
+    return f"{value:.0f}"
+
+
+def format_pvalue(p: float) -> str:
+    if math.isnan(p):
+        return "—"
+    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+
+def format_cell(cell: pd.Series, factor: float = 100.0, digits: int = 2) -> str:
+    """A cell's mean ± std over seeds with its counts; never a number for a cell without one.
+
+    ``(n=3)`` when every expected seed finished; ``(n=2 of 3; 1 diverged)`` otherwise;
+    ``3 diverged`` or ``missing`` when no seed finished.
+    """
+    n_ok, n_expected = int(cell["n_ok"]), int(cell["n_expected"])
+    problems = [f"{int(cell[column])} {word}" for column, word in
+                (("n_diverged", "diverged"), ("n_missing", "missing")) if cell[column]]
+    if n_ok == 0:
+        return ", ".join(problems) if problems else "missing"
+    text = f"{cell['mean'] * factor:.{digits}f}"
+    if n_ok > 1:
+        text += f" ± {cell['std'] * factor:.{digits}f}"
+    if n_ok == n_expected:
+        return f"{text} (n={n_ok})"
+    return f"{text} (n={n_ok} of {n_expected}; {', '.join(problems)})"
+
+
+# ---------------------------------------------------------------- notes shared by the tables
+
+
+def scale_notes(runs: pd.DataFrame) -> list[str]:
+    return [scale_note(scale, runs[runs["scale"] == scale]) for scale in sorted(set(runs["scale"]))]
+
+
+def scale_note(scale: str, runs: pd.DataFrame) -> str:
+    note = f"{scale}" + (f" ({SCALE_NOTES[scale]})" if scale in SCALE_NOTES else "")
+    epochs = sorted({int(value) for value in runs["epochs"].dropna()})
+    if epochs:
+        note += f"; planned epochs: {', '.join(map(str, epochs))}"
+    limits = sorted({int(value) for value in runs["limit_train"].dropna()})
+    if limits:
+        note += f"; trained on the first {', '.join(f'{limit:,}' for limit in limits)} images"
+    return f"Scale: {note}."
+
+
+def test_set_notes(runs: pd.DataFrame) -> list[str]:
+    notes = []
+    for (dataset, size, note), _ in runs.groupby(
+        ["dataset", "test_set_size", "test_set_note"], dropna=False
+    ):
+        if isinstance(note, str) and note:
+            size_text = "" if pd.isna(size) else f" ({int(size):,} images)"
+            notes.append(f"Test set ({dataset}): {note}{size_text}.")
+    return notes
+
+
+def duplicate_note(results: Results) -> list[str]:
+    if not results.duplicates:
+        return []
+    return [f"Counted once: {len(results.duplicates)} duplicate run(s) of the same key ignored: "
+            + ", ".join(str(path) for path in results.duplicates) + "."]
+
+
+
+
+def scales(runs: pd.DataFrame) -> list[str]:
+    return sorted(set(runs["scale"])) or [UNSPECIFIED_SCALE]
+
+
+def section_heading(scale: str, runs: pd.DataFrame) -> str:
+    return f"{scale} scale" if not runs.empty else "no runs"
+
+
+# ---------------------------------------------------------------- significance marks
+
+
+def significance_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
+    """``*`` for an ST model whose McNemar test against its baseline has p < 0.05 at every seed."""
+    marks = {}
+    for row in comparisons.itertuples(index=False):
+        tests = row.mcnemar_per_seed
+        if tests and all(test.pvalue < SIGNIFICANCE_LEVEL for test in tests):
+            marks[(row.scale, row.dataset, row.distortion, row.severity, row.model)] = " *"
+    return marks
+
+
+SIGNIFICANCE_NOTE = ("* : differs from its baseline with McNemar's exact test p < 0.05 at every "
+                     "paired seed (see the significance table).")
+
+
+# ---------------------------------------------------------------- table 1: GTSRB
+
+
+def gtsrb_table(results: Results, comparisons: pd.DataFrame) -> Table:
+    table = Table(
+        "gtsrb",
+        "GTSRB: IDSIA vs Moodstocks as published, beside the reproduced models",
+        notes=[
+            "Published columns and rows marked published are the sources' figures: "
+            + "; ".join(f"{source.citation} <{source.url}>" for source in (
+                published.TORCH_BLOG, published.IDSIA_PAPER, published.GTSRB_TORCH)) + ".",
+            f"Human performance (published): {published.GTSRB_HUMAN_ACCURACY[0]}% "
+            f"({published.GTSRB_HUMAN_ACCURACY[1].citation}).",
+        ],
+    )
+    runs = results.runs
+    runs = runs[(runs["dataset"] == "gtsrb") & (runs["distortion"] == "none")]
+    if runs.empty:
+        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
+    table.notes += scale_notes(runs)
+    table.notes += [*test_set_notes(runs), COUNTING_NOTE, SIGNIFICANCE_NOTE,
+                    *duplicate_note(results)]
+    models = [*GTSRB_MODELS, *sorted(set(runs["model"]) - set(GTSRB_MODELS))]
+    marks = significance_marks(comparisons)
+    data_rows = []
+    for scale in scales(runs):
+        at_scale = runs[runs["scale"] == scale]
+        grid = pd.DataFrame([
+            {"scale": scale, "dataset": "gtsrb", "distortion": "none", "severity": severity,
+             "model": model}
+            for severity in (sorted(set(at_scale["severity"])) or [0.0]) for model in models
+        ])
+        cells = summarize_cells(at_scale, CELL, CONDITION, grid=grid)
+        display = _gtsrb_display(cells, at_scale, results.bench, marks)
+        table.sections.append((section_heading(scale, at_scale), display))
+        data_rows.append(cells.assign(
+            accuracy_published_pct=cells["model"].map(
+                lambda model: published.GTSRB_MODEL_ACCURACY.get(model, (math.nan,))[0]),
+            params=cells["model"].map(at_scale.groupby("model")["params"].first()),
+            flops=cells["model"].map(at_scale.groupby("model")["flops"].first()),
+        ))
+    published_rows = pd.DataFrame([
+        {"scale": "published", "dataset": "gtsrb", "model": pipeline.name,
+         "accuracy_published_pct": pipeline.accuracy_pct, "params": pipeline.weights_counted}
+        for pipeline in published.GTSRB_PIPELINES
+    ])
+    table.data = pd.concat([published_rows, *data_rows], ignore_index=True)
+    return table
+
+
+def _gtsrb_display(cells: pd.DataFrame, runs: pd.DataFrame, bench: pd.DataFrame,
+                   marks: dict) -> pd.DataFrame:
+    rows = ["augmentations", "jittering", "network weights (published)",
+            "network weights (counted)", "accuracy % (published)",
+            "accuracy % (reproduced, mean ± std)", "95% CI", "architecture / ensemble", "model",
+            "FLOPs per image", "training images/s", "inference images/s"]
+    columns = {}
+    for pipeline in published.GTSRB_PIPELINES:
+        columns[f"{pipeline.name} (published)"] = [
+            pipeline.augmentations, pipeline.jittering, pipeline.weights_published,
+            f"{format_count(pipeline.weights_counted)} ({pipeline.weights_counted_note})",
+            f"{pipeline.accuracy_pct:.2f}", "—", "—", pipeline.ensemble, pipeline.model,
+            "—", "—", "—",
+        ]
+    for cell in cells.itertuples(index=False):
+        model_runs = runs[runs["model"] == cell.model]
+        cell_series = pd.Series(cell._asdict())
+        key = (cell.scale, cell.dataset, cell.distortion, cell.severity, cell.model)
+        columns[cell.model] = [
+            "no" if not model_runs.empty else "—",
+            "no" if not model_runs.empty else "—",
+            "—",
+            format_count(model_runs["params"].max()),
+            format_number(published.GTSRB_MODEL_ACCURACY.get(cell.model, (math.nan,))[0]),
+            format_cell(cell_series) + marks.get(key, ""),
+            ("—" if math.isnan(cell.ci_low)
+             else f"{100 * cell.ci_low:.2f} to {100 * cell.ci_high:.2f}"),
+            ensemble_text(model_runs),
+            first_text(model_runs["description"]),
+            format_count(model_runs["flops"].max()),
+            throughput_text(model_runs),
+            inference_text(bench, model_runs),
+        ]
+    return pd.DataFrame({"": rows, **columns})
+
+
+def first_text(values: pd.Series) -> str:
+    values = values.dropna()
+    return str(values.iloc[0]) if not values.empty else "—"
+
+
+def ensemble_text(model_runs: pd.DataFrame) -> str:
+    if model_runs.empty:
+        return "—"
+    columns = int(model_runs["ensemble"].max())
+    return "1 network" if columns == 1 else f"{columns} networks"
+
+
+def throughput_text(model_runs: pd.DataFrame) -> str:
+    ok = model_runs[model_runs["train_images_per_s"].notna()]
+    if ok.empty:
+        return "—"
+    by_device = ok.groupby("device")["train_images_per_s"].mean()
+    return "; ".join(f"{rate:,.0f} ({device})" for device, rate in by_device.items())
+
+
+def inference_text(bench: pd.DataFrame, model_runs: pd.DataFrame) -> str:
+    """Benchmarked inference throughput of the runs' model on the runs' input geometry."""
+    if model_runs.empty:
+        return "—"
+    run = model_runs.iloc[0]
+    rows = bench[(bench["phase"] == "inference") & (bench["model"] == run["model"])
+                 & (bench["dataset"] == run["dataset"])
+                 & (bench["input_size"] == run["input_size"])]
+    if rows.empty:
+        return "—"
+    return "; ".join(
+        f"{device}: " + ", ".join(f"{row.images_per_s:,.0f} @{row.batch_size}"
+                                  for row in group.sort_values("batch_size").itertuples())
+        for device, group in rows.groupby("device")
+    )
+
+
+# ---------------------------------------------------------------- table 2: the STN paper's Table 1
+
+
+def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
+    distortions = published.STN_TABLE1_DISTORTIONS
+    table = Table(
+        "table1",
+        "Distorted MNIST: test error % (STN paper Table 1 and cluttered MNIST)",
+        notes=[
+            f"paper: published figures, {published.STN_PAPER.citation} <{published.STN_PAPER.url}>;"
+            f" cluttered: {published.STN_PAPER_CLUTTERED.citation}. "
+            + published.CLUTTERED_NOTE,
+            "ours: test error % over seeds at severity 1; Δ = ours - paper in percentage points.",
+        ],
+    )
+    runs = results.runs[(results.runs["dataset"] == "mnist")
+                        & results.runs["distortion"].isin(distortions)
+                        & (results.runs["severity"] == 1.0)]
+    if runs.empty:
+        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
+    table.notes += scale_notes(runs)
+    table.notes += [*test_set_notes(runs), COUNTING_NOTE, SIGNIFICANCE_NOTE,
+                    *duplicate_note(results)]
+    paper = published.stn_table1().set_index(["model", "distortion"])["error_pct"]
+    paper_names = published.stn_table1().groupby("model")["paper_model"].first()
+    models = [*published.STN_TABLE1_MODELS,
+              *sorted(set(runs["model"]) - set(published.STN_TABLE1_MODELS))]
+    marks = significance_marks(comparisons)
+    data = []
+    for scale in scales(runs):
+        at_scale = runs[runs["scale"] == scale]
+        grid = pd.DataFrame([
+            {"scale": scale, "dataset": "mnist", "distortion": distortion, "severity": 1.0,
+             "model": model}
+            for distortion in distortions for model in models
+        ])
+        cells = summarize_cells(at_scale.assign(test_error=1 - at_scale["test_accuracy"]),
+                                CELL, CONDITION, value="test_error", grid=grid)
+        cells["paper_error_pct"] = [
+            paper.get((model, distortion), math.nan)
+            for model, distortion in zip(cells["model"], cells["distortion"], strict=True)
+        ]
+        cells["difference_pp"] = 100 * cells["mean"] - cells["paper_error_pct"]
+        data.append(cells)
+        display = []
+        for model in models:
+            row = {"model": model, "paper name": paper_names.get(model, "—")}
+            for distortion in distortions:
+                cell = cells[(cells["model"] == model)
+                             & (cells["distortion"] == distortion)].iloc[0]
+                key = (scale, "mnist", distortion, 1.0, model)
+                row[f"{distortion}: ours"] = format_cell(cell) + marks.get(key, "")
+                row[f"{distortion}: paper"] = format_number(cell["paper_error_pct"], 1)
+                row[f"{distortion}: Δ"] = ("—" if math.isnan(cell["difference_pp"])
+                                           else f"{cell['difference_pp']:+.2f}")
+            display.append(row)
+        table.sections.append((section_heading(scale, at_scale), pd.DataFrame(display)))
+    table.data = pd.concat(data, ignore_index=True)
+    return table
+
+
+# ---------------------------------------------------------------- table 3: robustness
+
+
+def robustness_table(results: Results) -> Table:
+    table = Table("robustness", "Robustness: test accuracy % against distortion severity",
+                  notes=["Each run is trained and tested at one family and severity."])
+    runs = results.runs
+    if runs.empty:
+        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
+    table.notes += scale_notes(runs)
+    table.notes += [*test_set_notes(runs), COUNTING_NOTE, *duplicate_note(results)]
+    cells = summarize_cells(runs, CELL, CONDITION)
+    for (scale, dataset), group in cells.groupby(["scale", "dataset"], sort=True):
+        severities = sorted(set(group["severity"]))
+        display = []
+        for (distortion, model), rows in group.groupby(["distortion", "model"], sort=True):
+            row = {"family": distortion, "model": model}
+            for severity in severities:
+                at = rows[rows["severity"] == severity]
+                row[f"severity {severity:g}"] = format_cell(at.iloc[0]) if not at.empty else ""
+            display.append(row)
+        table.sections.append((f"{dataset}, {scale} scale", pd.DataFrame(display)))
+    table.data = cells
+    return table
+
+
+# ---------------------------------------------------------------- table 4: cost
+
+
+def cost_table(results: Results) -> Table:
+    table = Table(
+        "cost",
+        "Cost: parameters, FLOPs, throughput and accuracy per million parameters",
+        notes=["One row per model and condition at each family's highest severity (the paper's "
+               "conditions). FLOPs: forward, per image. Training images/s: mean over the runs on "
+               "each device; inference images/s: benchmark median, as device: images/s @batch "
+               "size."],
+    )
+    runs = results.runs
+    if runs.empty:
+        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
+    top = runs.groupby(["scale", "dataset", "distortion"])["severity"].transform("max")
+    runs = runs[runs["severity"] == top]
+    table.notes += scale_notes(runs)
+    table.notes += [COUNTING_NOTE, *duplicate_note(results)]
+    cells = summarize_cells(runs, CELL, CONDITION)
+    first = runs.groupby(CELL)[["params", "flops"]].first().reset_index()
+    cells = cells.merge(first, on=CELL, how="left")
+    cells["accuracy_per_mparam"] = 100 * cells["mean"] / (cells["params"] / 1e6)
+    for scale, group in cells.groupby("scale", sort=True):
+        display = []
+        for cell in group.itertuples(index=False):
+            model_runs = runs[(runs["scale"] == scale) & (runs["dataset"] == cell.dataset)
+                              & (runs["distortion"] == cell.distortion)
+                              & (runs["model"] == cell.model)]
+            display.append({
+                "dataset": cell.dataset,
+                "family": cell.distortion,
+                "model": cell.model,
+                "params": format_count(cell.params),
+                "FLOPs": format_count(cell.flops),
+                "training images/s": throughput_text(model_runs),
+                "inference images/s": inference_text(results.bench, model_runs),
+                "accuracy %": format_cell(pd.Series(cell._asdict())),
+                "accuracy % per M params": format_number(cell.accuracy_per_mparam),
+            })
+        table.sections.append((f"{scale} scale", pd.DataFrame(display)))
+    table.data = cells
+    return table
+
+
+# ---------------------------------------------------------------- significance
+
+
+def significance_table(results: Results, comparisons: pd.DataFrame) -> Table:
+    table = Table(
+        "significance",
+        "Spatial transformer vs its baseline on the same test images",
+        notes=[
+            "McNemar: exact two-sided test on the discordant test images (b = only the ST model "
+            "right, c = only the baseline right), per seed and pooled over seeds; pooled pairs "
+            "share test images, so the pooled p-value is optimistic.",
+            "Paired t: two-sided, over seeds' test accuracies; Wilcoxon only with 6 or more seeds "
+            "(below that it cannot reach p < 0.05).",
+            "unpaired: seeds left out because either run diverged, is missing or has no "
+            "predictions.",
+        ],
+    )
+    if comparisons.empty:
+        table.notes.append(
+            NO_RUNS.format(runs_dir=results.runs_dir) if results.runs.empty
+            else "No ST model has a finished baseline on the same condition yet."
+        )
+    table.notes += duplicate_note(results)
+    for scale, group in comparisons.groupby("scale", sort=True):
+        display = [{
+            "dataset": row.dataset,
+            "family": row.distortion,
+            "severity": f"{row.severity:g}",
+            "model": row.model,
+            "baseline": row.baseline,
+            "seeds": row.n_pairs,
+            "accuracy %": format_number(100 * row.accuracy),
+            "baseline %": format_number(100 * row.baseline_accuracy),
+            "Δ pp": format_number(row.difference_pp),
+            "McNemar per seed (b/c, p)": "; ".join(
+                f"s{seed}: {test.b}/{test.c}, {format_pvalue(test.pvalue)}"
+                for seed, test in zip(row.seeds, row.mcnemar_per_seed, strict=True)),
+            "McNemar pooled (b/c, p)": f"{row.mcnemar_b}/{row.mcnemar_c}, "
+                                       f"{format_pvalue(row.mcnemar_p)}",
+            "paired t p": format_pvalue(row.paired_t_p),
+            "Wilcoxon p": (format_pvalue(row.wilcoxon_p) if row.n_pairs >= WILCOXON_MIN_PAIRS
+                           else f"n<{WILCOXON_MIN_PAIRS}"),
+            "unpaired": row.unpaired,
+        } for row in group.itertuples(index=False)]
+        table.sections.append((f"{scale} scale", pd.DataFrame(display)))
+    table.data = comparisons.assign(
+        seeds=comparisons["seeds"].map(lambda seeds: " ".join(map(str, seeds))),
+        mcnemar_per_seed=comparisons["mcnemar_per_seed"].map(
+            lambda tests: " ".join(f"{t.b}/{t.c}/{t.pvalue:.6g}" for t in tests)),
+    )
+    return table
+
+
+# ---------------------------------------------------------------- writing
+
+
+def to_markdown(table: Table) -> str:
+    parts = [f"# {table.title}", ""]
+    parts += [f"- {note}" for note in table.notes]
+    for heading, frame in table.sections:
+        parts += ["", f"## {heading}", "",
+                  tabulate(frame, headers="keys", tablefmt="pipe", showindex=False,
+                           disable_numparse=True)]
+    return "\n".join(parts) + "\n"
+
+
+def to_latex(table: Table) -> str:
+    """Bare ``tabular`` blocks, to ``\\input`` inside the reader's own table environment; the
+    title and notes ride along as comments so that they need no escaping."""
+    parts = [f"% {table.title}"] + [f"% {note}" for note in table.notes]
+    for heading, frame in table.sections:
+        body = tabulate(frame, headers="keys", tablefmt="latex_booktabs", showindex=False,
+                        disable_numparse=True)
+        # tabulate escapes LaTeX's special characters but leaves these two as Unicode.
+        body = body.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+        parts += ["", f"% {heading}", body]
+    return "\n".join(parts) + "\n"
+
+
+def write_table(table: Table, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{table.name}.{ext}" for ext in ("md", "csv", "tex")]
+    atomic_write_text(paths[0], to_markdown(table))
+    atomic_write_text(paths[1], table.data.to_csv(index=False))
+    atomic_write_text(paths[2], to_latex(table))
+    return paths
+
+
+def build_tables(results: Results, baseline_of: Callable[[str], str | None],
+                 notes: Sequence[str] = ()) -> list[Table]:
+    """Every table; ``notes`` (such as what the workflow left out) are added to each."""
+    comparisons = compare_with_baselines(results.runs, baseline_of)
+    tables = [
+        gtsrb_table(results, comparisons),
+        stn_table1(results, comparisons),
+        robustness_table(results),
+        cost_table(results),
+        significance_table(results, comparisons),
+    ]
+    for table in tables:
+        table.notes += notes
+    return tables
+
+
+def write_tables(results: Results, out_dir: Path, baseline_of: Callable[[str], str | None],
+                 notes: Sequence[str] = ()) -> list[Path]:
+    return [path for table in build_tables(results, baseline_of, notes)
+            for path in write_table(table, out_dir)]

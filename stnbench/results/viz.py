@@ -1,0 +1,228 @@
+"""Pictures of what a trained run's spatial transformers do.
+
+For each transformer: its input with the outline of the region it samples, beside its output,
+for clean and for distorted test images (a transformer inside the network is shown on its
+feature maps); and a GIF of one fixed image under growing distortion, whose transformed
+output should stay almost still.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import nn
+
+from stnbench.datasets import DatasetTensors, load_dataset
+from stnbench.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from stnbench.errors import StnbenchError
+from stnbench.io import atomic_write
+from stnbench.models import SpatialTransformer, create_model, spatial_transformers
+from stnbench.paths import cache_dir, resolve_data_dir
+from stnbench.results.collect import read_json
+from stnbench.transforms import PAPER_FAMILIES, cached_distorted_split, get_distortion
+from stnbench.transforms.functional import pad_to_canvas
+
+SAMPLES = 8
+MOVING_FRAMES = 16
+MOVING_FRAME_MS = 150
+# Families with one fixed level and no graded twin: the moving figure rotates instead.
+FALLBACK_MOVING_FAMILY = "rotation"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One spatial transformer's input, output and sampling grid for a batch."""
+
+    input: torch.Tensor  # [N, C, H, W]
+    output: torch.Tensor  # [N, C, H', W']
+    grid: torch.Tensor  # [N, H', W', 2], normalised (x, y) in [-1, 1]
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    model: nn.Module
+    data: DatasetTensors
+    metrics: dict
+    data_dir: Path
+    input_size: int
+
+
+def trace_transformers(model: nn.Module, images: torch.Tensor) -> list[Trace]:
+    """Run ``images`` through ``model`` and record every spatial transformer, in module order."""
+    transformers = spatial_transformers(model)
+    if not transformers:
+        raise StnbenchError("the model has no spatial transformer: nothing to draw")
+    records: dict[SpatialTransformer, tuple] = {}
+
+    def record(module, inputs, output):
+        records[module] = (inputs[0].detach(), output.detach())
+
+    handles = [st.register_forward_hook(record) for st in transformers]
+    try:
+        with torch.no_grad():
+            model.eval()(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [Trace(*records[st], st.last_grid) for st in transformers if st in records]
+
+
+def sampled_outline(grid: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """[N, P, 2] pixel (x, y) of the grid's border, in order around it, closed.
+
+    The points are where the output's border pixels sample the input (``align_corners=False``:
+    normalised -1 and 1 are the outer edges of the input's first and last pixels), so any
+    transformation (affine, projective, thin-plate spline) gets its true outline.
+    """
+    top, right = grid[:, 0, :], grid[:, 1:, -1]
+    bottom, left = grid[:, -1, :-1].flip(1), grid[:, :-1, 0].flip(1)  # left ends where top starts
+    border = torch.cat([top, right, bottom, left], dim=1)
+    x = ((border[..., 0] + 1) * width - 1) / 2
+    y = ((border[..., 1] + 1) * height - 1) / 2
+    return torch.stack([x, y], dim=-1).cpu().numpy()
+
+
+def _picture(tensor: torch.Tensor) -> tuple[np.ndarray, str | None]:
+    """An image [C, H, W] ready for imshow: RGB as is, one channel grey; a feature map (more
+    channels) as its mean absolute activation, scaled to [0, 1]."""
+    channels = tensor.shape[0]
+    if channels == 3:
+        return tensor.clamp(0, 1).permute(1, 2, 0).cpu().numpy(), None
+    if channels == 1:
+        return tensor[0].clamp(0, 1).cpu().numpy(), "gray"
+    energy = tensor.abs().mean(0)
+    energy = (energy - energy.min()) / (energy.max() - energy.min()).clamp_min(1e-12)
+    return energy.cpu().numpy(), "magma"
+
+
+def _draw(ax, tensor: torch.Tensor, outline: np.ndarray | None = None) -> None:
+    picture, cmap = _picture(tensor)
+    ax.imshow(picture, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    if outline is not None:
+        ax.plot(outline[:, 0], outline[:, 1], color="#00e5ff", linewidth=1.2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
+    """The run's model with the weights it was tested with, and its data set."""
+    run_dir = Path(run_dir)
+    metrics = read_json(run_dir / "metrics.json")
+    if metrics.get("status") != "ok":
+        raise StnbenchError(f"{run_dir / 'metrics.json'}: run {metrics.get('status')}, "
+                            "no trained model to draw")
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    if state is None:
+        raise StnbenchError(f"{run_dir / CHECKPOINT_NAME}: does not exist")
+    config = metrics["config"]
+    data_dir = resolve_data_dir(data_dir if data_dir is not None else config.get("data_dir"))
+    data = load_dataset(metrics["dataset"], data_dir, size=config.get("size"),
+                        roi_crop=bool(config.get("roi_crop")))
+    distortion = get_distortion(metrics["distortion"], metrics["severity"],
+                                dataset=metrics["dataset"])
+    input_size = distortion.output_size(data.image_size)
+    model = create_model(metrics["model"], in_channels=data.channels, input_size=input_size,
+                         num_classes=data.num_classes, mean=data.mean, std=data.std)
+    if not spatial_transformers(model):
+        raise StnbenchError(f"{run_dir}: model {metrics['model']!r} has no spatial transformer: "
+                            "nothing to draw")
+    # The engine tests the best epoch's weights, kept beside the last epoch's.
+    best = state.get("best") or {}
+    model.load_state_dict(best.get("model") or state["model"])
+    return LoadedRun(model.eval(), data, metrics, data_dir, input_size)
+
+
+def test_batches(run: LoadedRun, samples: int = SAMPLES) -> dict[str, torch.Tensor]:
+    """The first test images, clean (centred on the model's canvas) and as the run saw them."""
+    metrics = run.metrics
+    clean = run.data.test.images[:samples].float() / 255
+    batches = {"clean": pad_to_canvas(clean, run.input_size)}
+    if metrics["distortion"] != "none":
+        distortion = get_distortion(metrics["distortion"], metrics["severity"],
+                                    dataset=metrics["dataset"])
+        split = cached_distorted_split(run.data, "test", distortion,
+                                       metrics["config"].get("eval_seed", 0),
+                                       cache_dir(run.data_dir))
+        batches[f"{metrics['distortion']} {metrics['severity']:g}"] = (
+            split.images[:samples].float() / 255)
+    return batches
+
+
+def transformer_figure(run: LoadedRun, batches: dict[str, torch.Tensor]) -> Figure:
+    """Per batch and per transformer, a row of inputs with the sampled region outlined and a
+    row of the transformer's outputs."""
+    traces = {name: trace_transformers(run.model, images) for name, images in batches.items()}
+    count = len(next(iter(traces.values())))
+    samples = len(next(iter(batches.values())))
+    rows = len(batches) * count * 2
+    figure = Figure(figsize=(1.3 * samples + 1.6, 1.35 * rows + 0.8), layout="constrained")
+    axes = figure.subplots(rows, samples, squeeze=False)
+    row = 0
+    for name, batch_traces in traces.items():
+        for index, trace in enumerate(batch_traces):
+            where = "input" if index == 0 and trace.input.shape[1] == batches[name].shape[1] \
+                else "feature maps"
+            outlines = sampled_outline(trace.grid, *trace.input.shape[-2:])
+            for column in range(samples):
+                _draw(axes[row, column], trace.input[column], outlines[column])
+                _draw(axes[row + 1, column], trace.output[column])
+            axes[row, 0].set_ylabel(f"{name}\nST {index + 1} {where}", fontsize=8)
+            axes[row + 1, 0].set_ylabel(f"{name}\nST {index + 1} output", fontsize=8)
+            row += 2
+    metrics = run.metrics
+    figure.suptitle(
+        f"{metrics['model']} on {metrics['dataset']} {metrics['distortion']} "
+        f"{metrics['severity']:g}, seed {metrics['seed']} "
+        f"({metrics.get('scale') or metrics['config'].get('scale') or 'unspecified'} scale): "
+        "sampled region outlined on each transformer's input, its output below",
+        fontsize=9,
+    )
+    return figure
+
+
+def moving_frames(run: LoadedRun, frames: int = MOVING_FRAMES) -> list[Image.Image]:
+    """One fixed test image under the run's distortion family from severity 0 to 1, with the
+    same random draw at every level, beside the first transformer's output."""
+    metrics = run.metrics
+    family = PAPER_FAMILIES.get(metrics["distortion"], metrics["distortion"])
+    if family in ("none", "cluttered"):
+        family = FALLBACK_MOVING_FAMILY
+    image = run.data.test.images[:1].float() / 255
+    pictures = []
+    for severity in np.linspace(0.0, 1.0, frames):
+        distortion = get_distortion(family, float(severity), dataset=metrics["dataset"])
+        distorted = distortion(image, torch.Generator().manual_seed(0))
+        distorted = pad_to_canvas(distorted, run.input_size)
+        (trace, *_) = trace_transformers(run.model, distorted)
+        figure = Figure(figsize=(4.0, 2.3), dpi=100, layout="constrained")
+        left, right = figure.subplots(1, 2)
+        _draw(left, trace.input[0], sampled_outline(trace.grid, *trace.input.shape[-2:])[0])
+        _draw(right, trace.output[0])
+        left.set_title(f"{family} {severity:.2f}", fontsize=9)
+        right.set_title("ST output", fontsize=9)
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        pictures.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB"))
+    return pictures
+
+
+def moving_path(out: Path) -> Path:
+    return Path(out).with_name(f"{Path(out).stem}-moving.gif")
+
+
+def write_viz(run_dir: Path, out: Path, data_dir: Path | None = None) -> list[Path]:
+    """``out`` (PNG or PDF: the transformers on clean and distorted test images) and, beside it,
+    ``<out stem>-moving.gif``."""
+    run = load_run(run_dir, data_dir)
+    figure = transformer_figure(run, test_batches(run))
+    out = Path(out)
+    atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix[1:] or "png", dpi=150))
+    first, *rest = moving_frames(run)
+    gif = moving_path(out)
+    atomic_write(gif, lambda tmp: first.save(tmp, format="GIF", save_all=True, append_images=rest,
+                                             duration=MOVING_FRAME_MS, loop=0))
+    return [out, gif]

@@ -1,0 +1,174 @@
+"""Tables and plots built from small synthetic runs whose answers are known."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stnbench.cli import main
+from stnbench.results.collect import collect
+from stnbench.results.compare import baseline_of, compare_with_baselines
+from stnbench.results.tables import build_tables, format_cell
+
+TEST_IMAGES = 100
+
+
+def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, dataset="mnist",
+              distortion="R", severity=1.0, scale="demo", wrong: np.ndarray | None = None,
+              params=10_000, note=None) -> Path:
+    """A run folder as the training engine leaves it: metrics.json and predictions.npz.
+
+    ``wrong`` lists the test images the model gets wrong; by default the first ones.
+    """
+    run = root / f"{dataset}-{distortion}-{severity}-{model}-{seed}"
+    run.mkdir(parents=True)
+    label = np.arange(TEST_IMAGES) % 10
+    status = "ok" if accuracy is not None else "diverged"
+    has_st = model.startswith("st-") or model.endswith(("1st", "2st"))
+    if accuracy is not None:
+        if wrong is None:
+            wrong = np.arange(round((1 - accuracy) * TEST_IMAGES))
+        predicted = label.copy()
+        predicted[wrong] = (label[wrong] + 1) % 10
+        np.savez(run / "predictions.npz", predicted=predicted, label=label)
+        accuracy = float(np.mean(predicted == label))
+    metrics = {
+        "status": status, "reason": None if accuracy is not None else "theta exploded",
+        "dataset": dataset, "distortion": distortion, "severity": severity, "model": model,
+        "seed": seed, "epochs": 2, "epochs_completed": 2, "selected_epoch": 2,
+        "test_accuracy": accuracy, "test_error": None if accuracy is None else 1 - accuracy,
+        "val_accuracy": accuracy, "params": params, "flops": 20 * params,
+        "train_images_per_s": 1000.0, "device": "test cpu", "device_type": "cpu",
+        "precision": "fp32",
+        "history": [{"epoch": epoch, "train_loss": 1.0 / epoch, "train_accuracy": 0.5,
+                     "val_loss": 1.0, "val_accuracy": 0.5 + 0.1 * epoch, "lr": 0.01,
+                     "images_per_s": 1000.0, "wall_s": 1.0} for epoch in (1, 2)],
+        "config": {"scale": scale, "model": model, "dataset": dataset, "model_definition": {
+            "description": f"{model} for tests",
+            "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else []},
+        }},
+        "test_set": {"name": f"{dataset} test", "size": TEST_IMAGES, "note": note},
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """CNN vs ST-CNN Aff on R at three seeds, one ST-CNN seed diverged, ST-CNN Proj missing a seed.
+
+    CNN accuracies 0.90, 0.92, 0.94 (mean 92, std 2); ST-CNN Aff seeds 0 and 1 at 0.98 and 0.96.
+    """
+    root = tmp_path / "runs"
+    for seed, accuracy in enumerate((0.90, 0.92, 0.94)):
+        write_run(root, model="cnn", seed=seed, accuracy=accuracy)
+    for seed, accuracy in enumerate((0.98, 0.96, None)):
+        write_run(root, model="st-cnn-affine", seed=seed, accuracy=accuracy)
+    write_run(root, model="st-cnn-projective", seed=0, accuracy=0.97)
+    return root
+
+
+def table(tables, name):
+    return next(item for item in tables if item.name == name)
+
+
+def test_table1_reports_mean_std_and_counts_diverged_and_missing(runs: Path):
+    tables = build_tables(collect(runs), baseline_of)
+    table1 = table(tables, "table1")
+    (heading, display), = table1.sections
+    assert heading == "demo scale"
+    row = display.set_index("model")
+    # Error % of CNN: 10, 8, 6 -> 8.00 ± 2.00 over 3 seeds.
+    assert row.at["cnn", "R: ours"] == "8.00 ± 2.00 (n=3)"
+    assert row.at["cnn", "R: paper"] == "1.2"
+    assert row.at["cnn", "R: Δ"] == "+6.80"
+    # Seed 1 of ST-CNN Aff beats CNN on 4 images only (McNemar p = 0.125): no mark.
+    assert row.at["st-cnn-affine", "R: ours"] == "3.00 ± 1.41 (n=2 of 3; 1 diverged)"
+    # 7 images to none at its only paired seed (p = 2 / 2**7): marked significant.
+    assert row.at["st-cnn-projective", "R: ours"] == "3.00 (n=1 of 3; 2 missing) *"
+    assert row.at["fcn", "R: ours"] == "3 missing"
+    assert row.at["cnn", "RTS: ours"] == "missing"
+    assert any(note.startswith("Scale: demo (shortened runs") for note in table1.notes)
+    data = table1.data.set_index(["model", "distortion"])
+    assert data.at[("st-cnn-affine", "R"), "n_diverged"] == 1
+    assert data.at[("st-cnn-projective", "R"), "n_missing"] == 2
+
+
+def test_significance_mcnemar_known_pvalue(tmp_path: Path):
+    # Seed 0: the ST model alone gets 10 images right, the baseline alone 2: b=10, c=2,
+    # exact two-sided p = 2 * (1 + 12 + 66) / 4096 = 0.03857.
+    root = tmp_path / "runs"
+    write_run(root, model="cnn", seed=0, accuracy=0.0, wrong=np.arange(10, 30))
+    write_run(root, model="st-cnn-affine", seed=0, accuracy=0.0,
+              wrong=np.concatenate([np.arange(20, 30), np.arange(40, 42)]))
+    comparisons = compare_with_baselines(collect(root).runs, baseline_of)
+    (row,) = comparisons.itertuples(index=False)
+    assert (row.mcnemar_b, row.mcnemar_c) == (10, 2)
+    assert row.mcnemar_p == pytest.approx(158 / 4096)
+    significance = table(build_tables(collect(root), baseline_of), "significance")
+    (_, display), = significance.sections
+    assert display.iloc[0]["McNemar per seed (b/c, p)"] == "s0: 10/2, 0.039"
+    assert display.iloc[0]["Wilcoxon p"] == "n<6"
+
+
+def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert main(["results", "tables", "--runs", str(runs), "--out", str(out)]) == 0
+    for name in ("gtsrb", "table1", "robustness", "cost", "significance"):
+        for ext in ("md", "csv", "tex"):
+            assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
+    for name in ("accuracy_vs_severity", "accuracy_vs_params", "throughput", "training_curves"):
+        for ext in ("png", "pdf"):
+            assert (out / "plots" / f"{name}.{ext}").stat().st_size > 0
+    markdown = (out / "tables" / "table1.md").read_text()
+    assert "1 diverged" in markdown and "demo scale" in markdown
+    csv = pd.read_csv(out / "tables" / "table1.csv")
+    assert csv.loc[(csv["model"] == "cnn") & (csv["distortion"] == "R"), "mean"].item() == (
+        pytest.approx(0.08))
+    assert r"$\pm$" in (out / "tables" / "table1.tex").read_text()
+
+
+def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Path):
+    root = tmp_path / "runs"
+    note = "430-image subset of the official test set"
+    for seed in (0, 1):
+        write_run(root, model="moodstocks-2st", seed=seed, accuracy=0.99, dataset="gtsrb",
+                  distortion="none", severity=0.0, params=10_300_000, note=note)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "moodstocks-2st.json").write_text(json.dumps({
+        "model": "moodstocks-2st", "dataset": "gtsrb", "input_shape": [3, 32, 32],
+        "device": "test cpu", "device_type": "cpu",
+        "results": [{"batch_size": 64, "inference": {"images_per_s": {"median": 1234.0}},
+                     "train_step": {"images_per_s": {"median": 321.0}}}],
+    }))
+    gtsrb = table(build_tables(collect(root, bench), baseline_of), "gtsrb")
+    assert any(line.startswith("Scale: demo (") for line in gtsrb.notes)
+    assert any(note in line for line in gtsrb.notes)
+    (_, display), = gtsrb.sections
+    column = display.set_index("")["moodstocks-2st"]
+    assert column["accuracy % (reproduced, mean ± std)"] == "99.00 ± 0.00 (n=2)"
+    assert column["network weights (counted)"] == "10.30M"
+    assert column["inference images/s"] == "test cpu: 1,234 @64"
+    assert display.set_index("")["moodstocks-nost"]["accuracy % (reproduced, mean ± std)"] == (
+        "2 missing")
+
+
+def test_no_runs_writes_tables_that_say_so(tmp_path: Path):
+    out = tmp_path / "out"
+    assert main(["results", "tables", "--runs", str(tmp_path / "none"), "--out", str(out),
+                 "--note", "GTSRB left out: no archives"]) == 0
+    for name in ("gtsrb", "table1", "robustness", "cost", "significance"):
+        text = (out / "tables" / f"{name}.md").read_text()
+        assert "No runs yet" in text and "GTSRB left out: no archives" in text
+    gtsrb = (out / "tables" / "gtsrb.md").read_text()
+    # Published columns stand without runs; IDSIA's weights recounted: 25 x 1,543,443.
+    assert "99.46" in gtsrb and "99.61" in gtsrb and "38.59M" in gtsrb
+
+
+def test_format_cell_all_diverged():
+    cell = pd.Series({"n_ok": 0, "n_expected": 3, "n_diverged": 3, "n_missing": 0,
+                      "mean": float("nan"), "std": float("nan")})
+    assert format_cell(cell) == "3 diverged"
