@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
@@ -20,6 +26,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600 files; results and caches are meant to be shared like any other file.
+    tmp.chmod(0o666 & ~_current_umask())
     try:
         write(tmp)
         with open(tmp, "rb") as handle:

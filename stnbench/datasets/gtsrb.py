@@ -1,0 +1,300 @@
+"""GTSRB from its official archives (or extracted trees, or torchvision's layout) as tensors.
+
+Preparing decodes every image once, optionally crops it to its annotated region, resizes it
+to a square size and caches uint8 tensors keyed by the sources' checksum and the
+preprocessing; loading splits the training set into train and val by track.
+"""
+
+import io
+import os
+import re
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.datasets import GTSRB
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+from tqdm import tqdm
+
+from stnbench.datasets.archives import FileSource
+from stnbench.datasets.cache import (
+    cache_stem,
+    content_key,
+    prepare_lock,
+    read_manifest,
+    read_tensors,
+    write_cache,
+)
+from stnbench.datasets.gtsrb_files import (
+    NUM_CLASSES,
+    TEST_IMAGES_ZIP,
+    TEST_LABELS_ZIP,
+    TRACK_STRIDE,
+    TRAIN_ZIP,
+    GtsrbFiles,
+    Record,
+    open_gtsrb,
+    read_test_records,
+    read_train_records,
+)
+from stnbench.datasets.network import can_reach
+from stnbench.datasets.splits import track_split
+from stnbench.datasets.tensors import DatasetTensors, Split, channel_stats, pixel_moments
+from stnbench.errors import StnbenchError
+from stnbench.paths import cache_dir
+
+DEFAULT_SIZE = 32
+SIZE_RANGE = (8, 512)
+VAL_FRACTION = 0.1  # of each class's tracks
+OFFICIAL_TEST_SIZE = 12_630
+TORCHVISION_HOST = "sid.erda.dk"  # where torchvision.datasets.GTSRB downloads from
+# Bump when the cached tensors change (preprocessing or form), so that old caches are rebuilt.
+PREPROCESSING_VERSION = 2
+
+
+def _check_size(size: int | None) -> int:
+    size = DEFAULT_SIZE if size is None else size
+    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
+        raise StnbenchError(
+            f"size {size}: GTSRB square size must be {SIZE_RANGE[0]} to {SIZE_RANGE[1]} px"
+        )
+    return size
+
+
+def describe_test_set(size: int) -> dict[str, Any]:
+    if size == OFFICIAL_TEST_SIZE:
+        note = f"the full official GTSRB test set ({OFFICIAL_TEST_SIZE:,} images)"
+    else:
+        note = (
+            f"{size:,}-image subset of the official test set ({OFFICIAL_TEST_SIZE:,} images): "
+            "a development figure, not the benchmark's test accuracy"
+        )
+    return {"name": "GTSRB test", "size": size, "note": note}
+
+
+# Binary 8-bit PPM without comments, as every official GTSRB image is: a short header, then
+# raw RGB bytes. Reading these directly is several times faster than PIL, which matters for
+# 39,209 tiny images; any other image goes through PIL.
+_PLAIN_PPM = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+255\s")
+
+
+def _decode(source: FileSource, name: str) -> np.ndarray:
+    """uint8 [H, W, 3] RGB pixels of one image."""
+    data = source.read(name)
+    header = _PLAIN_PPM.match(data)
+    if header is not None:
+        width, height = int(header[1]), int(header[2])
+        size = width * height * 3
+        if len(data) - header.end() < size:
+            raise StnbenchError(
+                f"{source.label}: {name}: image does not decode "
+                f"(truncated: {len(data) - header.end()} of {size} pixel bytes)"
+            )
+        return np.frombuffer(data, np.uint8, size, header.end()).reshape(height, width, 3)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise StnbenchError(f"{source.label}: {name}: image does not decode ({error})") from error
+
+
+def _crop_to_roi(pixels: np.ndarray, record: Record) -> np.ndarray:
+    """Crop to the annotated sign, scaling the ROI when the stored image was resized.
+
+    The CSVs give the ROI in the original image's pixels; copies resized after release
+    (such as 32x32 redistributions) need it scaled by stored size / original size.
+    """
+    height, width = pixels.shape[:2]
+    x1, y1, x2, y2 = record.roi
+    left, right = _scaled_span(x1, x2, width / record.width, width)
+    top, bottom = _scaled_span(y1, y2, height / record.height, height)
+    return pixels[top:bottom, left:right]
+
+
+def _scaled_span(start: int, stop: int, scale: float, extent: int) -> tuple[int, int]:
+    """[start, stop) scaled and rounded to whole pixels, at least one pixel, inside [0, extent)."""
+    first = min(round(start * scale), extent - 1)
+    return first, min(max(round(stop * scale), first + 1), extent)
+
+
+def _images(
+    source: FileSource, records: list[Record], size: int, roi_crop: bool, what: str
+) -> torch.Tensor:
+    """uint8 [N, 3, size, size]; images of equal size are resized together as one batch."""
+    decoded = []
+    by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index, record in enumerate(tqdm(records, desc=f"GTSRB {what}", unit="img", disable=None)):
+        pixels = _decode(source, record.name)
+        if roi_crop:
+            pixels = _crop_to_roi(pixels, record)
+        decoded.append(pixels)
+        by_shape[pixels.shape[:2]].append(index)
+    out = torch.empty(len(records), 3, size, size, dtype=torch.uint8)
+    for shape, indices in by_shape.items():
+        batch = torch.from_numpy(np.stack([decoded[i] for i in indices])).permute(0, 3, 1, 2)
+        if shape != (size, size):
+            batch = F.resize(batch, [size, size], InterpolationMode.BILINEAR, antialias=True)
+        out[indices] = batch
+    return out
+
+
+def _download_with_torchvision(data_dir: Path) -> Path | None:
+    """torchvision's GTSRB download into ``<data-dir>/gtsrb``; None when offline or it fails."""
+    target = Path(data_dir) / "gtsrb"
+    if not can_reach(TORCHVISION_HOST):
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        try:
+            GTSRB(tmp, split="train", download=True)
+            GTSRB(tmp, split="test", download=True)
+        except (RuntimeError, OSError):
+            return None
+        try:
+            os.replace(Path(tmp) / "gtsrb", target)
+        except OSError:
+            if not target.is_dir():  # else a concurrent prepare put it there first
+                raise
+    return target
+
+
+def _locate(data_dir: Path, archives: Path | None) -> Path:
+    if archives is not None:
+        return Path(archives)
+    torchvision_layout = Path(data_dir) / "gtsrb"
+    if torchvision_layout.is_dir():
+        return torchvision_layout
+    downloaded = _download_with_torchvision(data_dir)
+    if downloaded is None:
+        raise StnbenchError(
+            f"GTSRB not found: put {TRAIN_ZIP}, {TEST_IMAGES_ZIP} and {TEST_LABELS_ZIP} "
+            "in a folder and pass --archives DIR (or set STNBENCH_GTSRB_ARCHIVES)"
+        )
+    return downloaded
+
+
+def _build(
+    files: GtsrbFiles, train: list[Record], test: list[Record], size: int, roi_crop: bool
+) -> dict:
+    train_images = _images(files.train.source, train, size, roi_crop, "train")
+    return {
+        "train_images": train_images,
+        "train_moments": pixel_moments(train_images),
+        "train_labels": torch.tensor([r.label for r in train], dtype=torch.int64),
+        "train_tracks": torch.tensor([r.track for r in train], dtype=torch.int64),
+        "test_images": _images(files.test_images.source, test, size, roi_crop, "test"),
+        "test_labels": torch.tensor([r.label for r in test], dtype=torch.int64),
+    }
+
+
+def prepare(
+    data_dir: Path, *, archives: Path | None = None, size: int | None = None, roi_crop: bool = False
+) -> dict[str, Any]:
+    size = _check_size(size)
+    data_dir = Path(data_dir)
+    cdir = cache_dir(data_dir)
+    stem = cache_stem("gtsrb", size, roi_crop)
+    folder = _locate(data_dir, archives)
+    with prepare_lock(cdir, stem), open_gtsrb(folder) as files:
+        train = read_train_records(files.train)
+        test = read_test_records(files.test_images, files.test_labels)
+        source = files.describe(train, test)
+        preprocessing = {
+            "size": size,
+            "roi_crop": roi_crop,
+            "resize": "bilinear, antialias",
+            "version": PREPROCESSING_VERSION,
+        }
+        key = content_key(source["sha256"], preprocessing)
+        manifest = read_manifest(cdir, stem)
+        if manifest is None or manifest["key"] != key:
+            tensors = _build(files, train, test, size, roi_crop)
+            _, val_indices = track_split(
+                tensors["train_labels"], tensors["train_tracks"], VAL_FRACTION, seed=0
+            )
+            info = {
+                "dataset": "gtsrb",
+                "source": source,
+                "preprocessing": preprocessing,
+                "default_splits": {
+                    "train": len(train) - len(val_indices),
+                    "val": len(val_indices),
+                    "test": len(test),
+                },
+                "test_set": describe_test_set(len(test)),
+            }
+            manifest = write_cache(cdir, stem, key, tensors, info)
+    return {
+        "dataset": "gtsrb",
+        "cache": str(cdir / manifest["tensors"]),
+        "splits": manifest["default_splits"],
+        "classes": NUM_CLASSES,
+        "image_size": size,
+        "channels": 3,
+        "roi_crop": roi_crop,
+        "source": manifest["source"],
+        "test_set": manifest["test_set"],
+    }
+
+
+def _track_name(track: int) -> str:
+    return f"{track // TRACK_STRIDE:05d}/{track % TRACK_STRIDE:05d}"
+
+
+def load(
+    data_dir: Path,
+    *,
+    size: int | None = None,
+    roi_crop: bool = False,
+    val_fraction: float | None = None,
+    split_seed: int = 0,
+) -> DatasetTensors:
+    """GTSRB with ``val_fraction`` of each class's tracks (10% by default) held out as val."""
+    size = _check_size(size)
+    data_dir = Path(data_dir)
+    cdir = cache_dir(data_dir)
+    manifest = read_manifest(cdir, cache_stem("gtsrb", size, roi_crop))
+    if manifest is None or manifest["preprocessing"].get("version") != PREPROCESSING_VERSION:
+        crop_flag = " --roi-crop" if roi_crop else ""
+        raise StnbenchError(
+            f"GTSRB at {size} px{crop_flag} not prepared in {cdir}: run `stnbench data prepare "
+            f"gtsrb --archives DIR --size {size}{crop_flag} --data-dir {data_dir}`"
+        )
+    tensors = read_tensors(cdir, manifest)
+    fraction = VAL_FRACTION if val_fraction is None else val_fraction
+    labels, tracks = tensors["train_labels"], tensors["train_tracks"]
+    train_indices, val_indices = track_split(labels, tracks, fraction, split_seed)
+    images = tensors["train_images"]
+    # index_select is several times faster than advanced indexing on large uint8 tensors.
+    train = Split(images.index_select(0, train_indices), labels[train_indices])
+    val = Split(images.index_select(0, val_indices), labels[val_indices])
+    mean, std = channel_stats(tensors["train_moments"][train_indices], size * size)
+    info = {
+        "cache": str(cdir / manifest["tensors"]),
+        "source": manifest["source"],
+        "preprocessing": manifest["preprocessing"],
+        "val_split": {
+            "method": "whole tracks, stratified by class",
+            "fraction": fraction,
+            "seed": split_seed,
+            "val_tracks": [_track_name(t) for t in torch.unique(tracks[val_indices]).tolist()],
+        },
+        "test_set": manifest["test_set"],
+    }
+    return DatasetTensors(
+        name="gtsrb",
+        train=train,
+        val=val,
+        test=Split(tensors["test_images"], tensors["test_labels"]),
+        num_classes=NUM_CLASSES,
+        channels=3,
+        image_size=size,
+        mean=mean,
+        std=std,
+        info=info,
+    )
