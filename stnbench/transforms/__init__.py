@@ -1,0 +1,28 @@
+"""Distortions: the STN paper's distorted MNIST and graded geometric noise for MNIST and GTSRB.
+
+``get_distortion(family, severity, dataset=...)`` gives a callable that distorts float image
+batches on their own device; ``distort_split`` and ``cached_distorted_split`` make whole
+splits, the same bytes for the same (dataset, split, family, severity, seed).
+"""
+
+from stnbench.transforms.cache import cached_distorted_split
+from stnbench.transforms.distortion import (
+    FAMILIES,
+    GRADED_FAMILIES,
+    Distortion,
+    distort_split,
+    get_distortion,
+)
+from stnbench.transforms.families import MAXIMA, PAPER_FAMILIES, Maxima
+
+__all__ = [
+    "FAMILIES",
+    "GRADED_FAMILIES",
+    "MAXIMA",
+    "PAPER_FAMILIES",
+    "Distortion",
+    "Maxima",
+    "cached_distorted_split",
+    "distort_split",
+    "get_distortion",
+]

@@ -1,0 +1,61 @@
+"""Distorted evaluation splits generated once and kept on disk."""
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from stnbench.datasets import DatasetTensors, Split
+from stnbench.errors import StnbenchError
+from stnbench.io import atomic_write
+from stnbench.transforms.distortion import Distortion, distort_split
+
+SPLITS = ("train", "val", "test")
+# Part of every cache key: raise it whenever a family's definition changes, so that no
+# stale images are read back.
+FORMAT_VERSION = 1
+
+
+def split_digest(split: Split) -> str:
+    """sha256 of a split's image and label bytes: its identity, however it was derived."""
+    digest = hashlib.sha256()
+    for tensor in (split.images, split.labels):
+        digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_path(
+    data: DatasetTensors, split_name: str, distortion: Distortion, seed: int, cache_dir: Path
+) -> Path:
+    split: Split = getattr(data, split_name)
+    size = distortion.output_size(split.images.shape[-1])
+    name = f"{distortion.family}-s{distortion.severity!r}-{size}px-seed{seed}-v{FORMAT_VERSION}.pt"
+    folder = f"{split_name}-{split_digest(split)[:24]}"
+    return Path(cache_dir) / "distorted" / data.name / folder / name
+
+
+def cached_distorted_split(
+    data: DatasetTensors, split_name: str, distortion: Distortion, seed: int, cache_dir: Path
+) -> Split:
+    """``distort_split`` of ``data``'s split, read from ``cache_dir`` or generated and saved there.
+
+    The file is keyed by the source split's sha256, the family, severity, output size and
+    seed, and written atomically, so concurrent runs at worst generate it twice.
+    """
+    if split_name not in SPLITS:
+        raise StnbenchError(f"split {split_name!r}: expected one of {', '.join(SPLITS)}")
+    if data.name != distortion.dataset:
+        raise StnbenchError(
+            f"distortion {distortion.family!r} was made for {distortion.dataset}, "
+            f"not for the {data.name} data"
+        )
+    split: Split = getattr(data, split_name)
+    if distortion.is_identity(split.images.shape[-1]):
+        return split
+    path = cache_path(data, split_name, distortion, seed, cache_dir)
+    if path.is_file():
+        return Split(images=torch.load(path, weights_only=True), labels=split.labels)
+    distorted = distort_split(split, distortion, seed)
+    atomic_write(path, lambda tmp: torch.save(distorted.images, tmp))
+    return distorted
