@@ -1,0 +1,70 @@
+"""CPU cost of every zoo model: `stnbench bench` for each model, data set and image size.
+
+Writes results/bench/cpu/<model>-<dataset>-<size>.json, one `stnbench bench` process after the
+other: side by side they would time each other, and a fresh process per model keeps one
+model's memory out of the next one's resident set size. A file already there is kept, so an
+interrupted run picks up where it stopped (delete the folder to measure again).
+
+Batch sizes are chosen so that the whole set takes well under an hour on 2 cores: MNIST models
+at 1, 64 and 256; GTSRB models at 1 and 16 (a 48 px training step at batch 256 takes minutes
+on 2 cores); the 25-column committee at 1 and 4, with its single column `idsia` also at 4 so
+that the two are compared at the same batch size. GPU runs use `stnbench bench` directly with
+the default 1, 64, 256.
+
+Usage: .venv/bin/python benchmarks/bench_all.py [--threads 2] [--out results/bench/cpu]
+"""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from stnbench.models import DATASET_INPUTS, list_models, model_info
+
+REPO = Path(__file__).resolve().parents[1]
+# Image sizes each data set's models are benchmarked at: MNIST's own, both GTSRB preparations.
+SIZES = {"mnist": (28,), "gtsrb": (32, 48)}
+BATCH_SIZES = {"mnist": "1,64,256", "gtsrb": "1,16"}
+REPEATS = {"mnist": 10, "gtsrb": 5}
+# Per-model exceptions: (batch sizes, sizes). The committee costs 25 columns.
+MODEL_BATCH_SIZES = {"idsia": "1,4,16", "idsia-committee": "1,4"}
+MODEL_SIZES = {"idsia-committee": (48, 32)}
+# The committee last, so that an interrupted run has the most figures.
+LAST = ("idsia-committee",)
+
+
+def jobs() -> list[list[str]]:
+    planned = []
+    for name in list_models():
+        for dataset in model_info(name)["datasets"]:
+            for size in MODEL_SIZES.get(name, SIZES[dataset]):
+                assert size in DATASET_INPUTS[dataset].sizes, (dataset, size)
+                planned.append([
+                    "--model", name, "--dataset", dataset, "--size", str(size),
+                    "--batch-sizes", MODEL_BATCH_SIZES.get(name, BATCH_SIZES[dataset]),
+                    "--repeats", str(REPEATS[dataset]), "--device", "cpu",
+                ])
+    # MNIST first, then GTSRB by size: cheapest first.
+    return sorted(planned, key=lambda job: (job[1] in LAST, job[3] != "mnist", int(job[5])))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "cpu")
+    args = parser.parse_args()
+    stnbench = Path(sys.executable).with_name("stnbench")
+    for job in jobs():
+        name, dataset, size = job[1], job[3], job[5]
+        out = args.out / f"{name}-{dataset}-{size}.json"
+        if out.exists():
+            print(f"kept {out}", flush=True)
+            continue
+        command = [str(stnbench), "bench", *job, "--threads", str(args.threads), "--out", str(out)]
+        print("$", " ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True, cwd=REPO)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
