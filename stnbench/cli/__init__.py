@@ -1,4 +1,4 @@
-"""The ``stnbench`` command. Each subcommand lives in its own module with a ``register`` function."""
+"""The ``stnbench`` command; each subcommand module defines ``register(subparsers)``."""
 
 import argparse
 import sys
@@ -14,9 +14,10 @@ SUBCOMMAND_MODULES = (data, models, train, bench, results, viz)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stnbench",
-        description="Benchmark suite for Spatial Transformer Networks on distorted MNIST and GTSRB.",
+        description="Spatial Transformer Network benchmarks on distorted MNIST and GTSRB.",
     )
-    parser.add_argument("--version", action="version", version=f"stnbench {__version__}")
+    version = f"stnbench {__version__}"
+    parser.add_argument("--version", action="version", version=version)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMAND_MODULES:
         module.register(subparsers)
