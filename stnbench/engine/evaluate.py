@@ -1,0 +1,58 @@
+"""Batched inference over a split held in memory: loss, accuracy and predictions."""
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from stnbench.datasets import Split
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    predicted: torch.Tensor  # int64 [N] on the CPU, in the split's order
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision == "bf16"``, else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def as_input(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float [0, 1], in the memory layout the model was put in."""
+    batch = images.float().div_(255)
+    return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module,
+    split: Split,
+    *,
+    device: torch.device,
+    batch_size: int,
+    precision: str,
+    channels_last: bool,
+) -> Evaluation:
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    predicted = []
+    for start in range(0, len(split.labels), batch_size):
+        images = split.images[start : start + batch_size].to(device, non_blocking=True)
+        labels = split.labels[start : start + batch_size].to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(as_input(images, channels_last))
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
+        predicted.append(logits.argmax(dim=1))
+    model.train(was_training)
+    predictions = torch.cat(predicted).cpu()
+    count = len(split.labels)
+    return Evaluation(
+        loss=float(loss_sum) / count,
+        accuracy=float((predictions == split.labels.cpu()).sum()) / count,
+        predicted=predictions,
+    )

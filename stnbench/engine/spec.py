@@ -1,0 +1,177 @@
+"""One run of the grid, fully resolved: defaults, then the model's recipe, then a YAML run
+spec, then command-line flags, each overriding the one before."""
+
+import dataclasses
+import json
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stnbench.datasets import DATASETS
+from stnbench.device import resolve_device
+from stnbench.engine.recipes import get_recipe, recipe_source
+from stnbench.errors import StnbenchError
+from stnbench.models import model_info
+
+PRECISIONS = ("fp32", "bf16")
+TRAIN_DISTORTIONS = ("fresh", "fixed")
+# benchmarks/precision.py on this project's 2-core AMD EPYC (AVX2, no native bf16): bf16
+# autocast trained moodstocks-2st about 5 times slower than fp32, so fp32 is the default.
+# CPUs with AVX-512 bf16 or AMX may gain from `--precision bf16`; it is recorded in metrics.
+DEFAULT_PRECISION = {"cpu": "fp32", "cuda": "fp32"}
+DEFAULT_DIVERGENCE = {
+    # |parameter| of any spatial transformer above this: the transformation is exploding.
+    "max_param": 100.0,
+    # Median over a batch of the sampled region's smaller side, as a fraction of the image
+    # side, below this: the transformer zooms in on nothing.
+    "min_extent": 0.02,
+    # Mean fraction of sampling points inside the image below this: it looks outside.
+    "min_inside": 0.05,
+}
+# Fields that say where and how fast a run executes, not what it computes: a finished run
+# is not retrained when only these differ.
+RUNTIME_FIELDS = ("threads", "data_dir", "archives")
+REQUIRED_FIELDS = ("dataset", "distortion", "severity", "model", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    dataset: str
+    distortion: str
+    severity: float
+    model: str
+    seed: int
+    recipe: str
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    schedule: dict
+    localization_lr_multiplier: float
+    device: str
+    precision: str
+    channels_last: bool
+    threads: int | None = None
+    size: int | None = None
+    roi_crop: bool = False
+    val_fraction: float | None = None
+    # "fresh": new random distortions of the training set every epoch, drawn from
+    # (seed, epoch); "fixed": one distorted copy of the training set for the whole run.
+    train_distortion: str = "fresh"
+    # Seed of the distorted validation and test sets: the same for every model and seed,
+    # so that runs can be compared image by image.
+    eval_seed: int = 0
+    eval_batch_size: int = 1000
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    divergence: dict = dataclasses.field(default_factory=lambda: dict(DEFAULT_DIVERGENCE))
+    scale: str | None = None
+    data_dir: str | None = None
+    archives: str | None = None
+
+    def config(self) -> dict:
+        """The fully resolved run, JSON-ready, as recorded in metrics.json and the checkpoint."""
+        config = dataclasses.asdict(self)
+        config["recipe_source"] = recipe_source(self.recipe)
+        config["model_definition"] = model_definition(self.model)
+        # Through JSON and back, so that it compares equal to the copy read from metrics.json.
+        return json.loads(json.dumps(config))
+
+
+FIELDS = {field.name: field for field in dataclasses.fields(RunSpec)}
+_HINTS = typing.get_type_hints(RunSpec)
+
+
+def identity(config: Mapping[str, Any]) -> dict:
+    """What makes two runs the same run: the config without its runtime-only fields."""
+    return {key: value for key, value in config.items() if key not in RUNTIME_FIELDS}
+
+
+def model_definition(model: str) -> dict:
+    """The model's registry entry: name, data sets, recipe, source and whole definition."""
+    return model_info(model)
+
+
+def load_spec_file(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise StnbenchError(f"{path}: cannot read run spec ({error})") from None
+    if not isinstance(data, dict):
+        raise StnbenchError(f"{path}: a run spec must be a mapping of field: value")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise StnbenchError(f"{path}: unknown run spec field {unknown[0]!r}")
+    return data
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    kind = next(
+        (arg for arg in typing.get_args(_HINTS[name]) if arg is not type(None)), _HINTS[name]
+    )
+    if kind in (dict, bool) and not isinstance(value, kind):
+        raise StnbenchError(f"run spec field {name!r}: expected {kind.__name__}, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise StnbenchError(
+            f"run spec field {name!r}: expected {kind.__name__}, got {value!r}"
+        ) from None
+
+
+def resolve_spec(flags: Mapping[str, Any], spec_file: Path | None = None) -> RunSpec:
+    """Merge a YAML run spec (optional) and flags (``None`` = not given) over the recipe."""
+    given = load_spec_file(spec_file) if spec_file is not None else {}
+    given.update({key: value for key, value in flags.items() if value is not None})
+    missing = [name for name in REQUIRED_FIELDS if given.get(name) is None]
+    if missing:
+        raise StnbenchError(f"run field {missing[0]!r}: missing (give --{missing[0]} or a --spec)")
+    recipe_name = given.get("recipe") or model_definition(str(given["model"])).get("recipe")
+    if not recipe_name:
+        raise StnbenchError(f"model {given['model']!r}: names no recipe; set `recipe` in a --spec")
+    values = {"recipe": recipe_name, **get_recipe(recipe_name)}
+    for key, value in given.items():
+        if key == "divergence" and value is not None:
+            values[key] = {**DEFAULT_DIVERGENCE, **_coerce(key, value)}
+        elif key == "schedule" and value is not None:
+            values[key] = {**values["schedule"], **_coerce(key, value)}
+        else:
+            values[key] = _coerce(key, value)
+    device = resolve_device(values.get("device") or "auto")
+    values["device"] = device.type
+    values.setdefault("precision", None)
+    values["precision"] = values["precision"] or DEFAULT_PRECISION[device.type]
+    if values.get("channels_last") is None:
+        # NHWC is what bf16 CPU kernels and GPU kernels want; for fp32 on the CPU measurements
+        # were mixed (tutorial-stn slightly slower, moodstocks-2st faster): set it in a spec.
+        values["channels_last"] = values["precision"] == "bf16" or device.type == "cuda"
+    spec = RunSpec(**values)
+    _validate(spec)
+    return spec
+
+
+def _validate(spec: RunSpec) -> None:
+    if spec.dataset not in DATASETS:
+        raise StnbenchError(f"--dataset {spec.dataset!r}: expected one of {', '.join(DATASETS)}")
+    for name, choices in (("precision", PRECISIONS), ("train_distortion", TRAIN_DISTORTIONS)):
+        if getattr(spec, name) not in choices:
+            raise StnbenchError(
+                f"{name} {getattr(spec, name)!r}: expected one of {', '.join(choices)}"
+            )
+    if spec.optimizer != "sgd":
+        raise StnbenchError(f"optimizer {spec.optimizer!r}: only 'sgd' is supported")
+    for name in ("batch_size", "epochs", "eval_batch_size"):
+        if getattr(spec, name) < 1:
+            raise StnbenchError(f"{name} {getattr(spec, name)}: must be at least 1")
+    for name in ("limit_train", "limit_eval"):
+        if getattr(spec, name) is not None and getattr(spec, name) < 1:
+            raise StnbenchError(f"{name} {getattr(spec, name)}: must be at least 1")
+    if not spec.lr > 0:
+        raise StnbenchError(f"--lr {spec.lr}: must be positive")
