@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 4
+# `make tables CONFIG=config/config.yaml` for the full reproduction's tables.
+CONFIG ?= config/demo.yaml
+# The rules call `stnbench`; the workflow profile limits GPU jobs to one at a time.
+SNAKEMAKE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
 .PHONY: install demo reproduce tables report test lint
 
@@ -17,20 +21,20 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
 
 reproduce: install
-	$(BIN)/snakemake --cores $(CORES)
+	$(SNAKEMAKE) --cores $(CORES)
 
 tables: install
-	$(BIN)/snakemake --cores 1 tables
+	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) tables
 
 report: install
-	$(BIN)/snakemake --report report.html
+	$(SNAKEMAKE) --configfile $(CONFIG) --report report.html
 
 test: install
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/snakemake --lint
+	$(SNAKEMAKE) --lint

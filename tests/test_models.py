@@ -30,9 +30,20 @@ from stnbench.models.transformations import AffineGrid
 
 TESTS = Path(__file__).resolve().parent
 ZOO = {
-    "fcn", "cnn", "st-fcn-affine", "st-fcn-projective", "st-fcn-tps", "st-cnn-affine",
-    "st-cnn-projective", "st-cnn-tps", "idsia", "idsia-committee", "moodstocks-1st",
-    "moodstocks-2st", "moodstocks-nost", "tutorial-stn",
+    "fcn",
+    "cnn",
+    "st-fcn-affine",
+    "st-fcn-projective",
+    "st-fcn-tps",
+    "st-cnn-affine",
+    "st-cnn-projective",
+    "st-cnn-tps",
+    "idsia",
+    "idsia-committee",
+    "moodstocks-1st",
+    "moodstocks-2st",
+    "moodstocks-nost",
+    "tutorial-stn",
 }
 
 
@@ -83,8 +94,15 @@ def test_every_model_runs_forward_and_backward_at_every_size(name, dataset, size
     # Two committee columns run the same code as 25 (whose size has its own test) in 1/12 the time.
     overrides = {"columns": 2} if name == "idsia-committee" else {}
     torch.manual_seed(0)
-    model = create_model(name, in_channels=data.channels, input_size=size,
-                         num_classes=data.num_classes, mean=data.mean, std=data.std, **overrides)
+    model = create_model(
+        name,
+        in_channels=data.channels,
+        input_size=size,
+        num_classes=data.num_classes,
+        mean=data.mean,
+        std=data.std,
+        **overrides,
+    )
     logits = model(images)
     assert logits.shape == (len(images), data.num_classes)
     loss = F.cross_entropy(logits, labels)
@@ -101,16 +119,16 @@ def test_idsia_column_and_committee_parameter_counts():
     assert count_parameters(column) == 1_543_443
     committee = create_model("idsia-committee", in_channels=3, input_size=48, num_classes=43)
     assert count_parameters(committee) == 25 * 1_543_443
-    five = create_model("idsia-committee", in_channels=3, input_size=48, num_classes=43,
-                        columns=5)
+    five = create_model("idsia-committee", in_channels=3, input_size=48, num_classes=43, columns=5)
     assert count_parameters(five) == 5 * 1_543_443
 
 
 def test_committee_output_is_the_log_of_the_mean_column_probability(gtsrb):
     images, _ = real_batch(gtsrb, 32)
     torch.manual_seed(0)
-    committee = create_model("idsia-committee", in_channels=3, input_size=32, num_classes=43,
-                             columns=3).eval()
+    committee = create_model(
+        "idsia-committee", in_channels=3, input_size=32, num_classes=43, columns=3
+    ).eval()
     columns = committee.body.columns
     mean_probability = torch.stack([c(images).softmax(1) for c in columns]).mean(0)
     torch.testing.assert_close(committee(images).exp(), mean_probability)
@@ -130,21 +148,32 @@ def test_a_yaml_copy_of_st_cnn_affine_is_the_same_network(mnist):
     torch.manual_seed(0)
     named = create_model("st-cnn-affine", in_channels=1, input_size=28, num_classes=10)
     torch.manual_seed(0)
-    copy = create_model(str(TESTS / "data" / "st-cnn-affine-copy.yaml"), in_channels=1,
-                        input_size=28, num_classes=10)
+    copy = create_model(
+        str(TESTS / "data" / "st-cnn-affine-copy.yaml"),
+        in_channels=1,
+        input_size=28,
+        num_classes=10,
+    )
     assert copy.name == "st-cnn-affine-copy"
     assert count_parameters(copy) == count_parameters(named) == 207_988
     torch.testing.assert_close(copy(images), named(images))
 
 
 def test_overrides_change_the_transformers_and_are_recorded():
-    model = create_model("st-cnn-affine", in_channels=1, input_size=28, num_classes=10,
-                         transform="tps", grid_size=3)
+    model = create_model(
+        "st-cnn-affine", in_channels=1, input_size=28, num_classes=10, transform="tps", grid_size=3
+    )
     (st,) = spatial_transformers(model)
     assert st.grid_generator.family == "tps" and st.regressor.out_features == 18
     assert model.definition["layers"][0]["st"]["transform"] == "tps"
-    model = create_model("moodstocks-2st", in_channels=3, input_size=32, num_classes=43,
-                         transform="similarity", components=["rotation", "scale"])
+    model = create_model(
+        "moodstocks-2st",
+        in_channels=3,
+        input_size=32,
+        num_classes=43,
+        transform="similarity",
+        components=["rotation", "scale"],
+    )
     assert [st.regressor.out_features for st in spatial_transformers(model)] == [2, 2]
 
 
@@ -193,18 +222,46 @@ CLASSIFIER = [{"linear": "classes"}]
     ("layers", "top", "message"),
     [
         ([{"convolution": 8}, *CLASSIFIER], {}, r"layers\[0\]: unknown layer type 'convolution'"),
-        ([{"linear": 8}, {"st": {"transform": "affine", "localization": LOC}}], {},
-         r"layers\[1\]: a spatial transformer cannot be the last layer"),
-        ([{"st": {"transform": "tps", "grid_size": [4, 3], "localization": LOC}}, *CLASSIFIER],
-         {}, r"layers\[0\]\.st\.grid_size: the tps control-point grid \[4, 3\] is not square"),
-        ([{"conv": {"out": 8, "kernel": 9}}, {"maxpool": 2}, {"conv": {"out": 8, "kernel": 7}},
-          {"maxpool": 2}, {"conv": {"out": 8, "kernel": 5}}, *CLASSIFIER], {},
-         r"layers\[4\]: conv kernel 5 does not fit its 8x2x2 input \(input size 28\)"),
-        ([{"st": {"transform": "affine", "localization": [{"conv": {"out": 4, "kernel": 40}}]}},
-          *CLASSIFIER], {},
-         r"layers\[0\]\.st\.localization\[0\]: conv kernel 40 does not fit"),
-        ([{"conv": {"out": 8, "kernel": 3, "dilation": 2}}, *CLASSIFIER], {},
-         r"layers\[0\]: conv has no argument 'dilation'"),
+        (
+            [{"linear": 8}, {"st": {"transform": "affine", "localization": LOC}}],
+            {},
+            r"layers\[1\]: a spatial transformer cannot be the last layer",
+        ),
+        (
+            [{"st": {"transform": "tps", "grid_size": [4, 3], "localization": LOC}}, *CLASSIFIER],
+            {},
+            r"layers\[0\]\.st\.grid_size: the tps control-point grid \[4, 3\] is not square",
+        ),
+        (
+            [
+                {"conv": {"out": 8, "kernel": 9}},
+                {"maxpool": 2},
+                {"conv": {"out": 8, "kernel": 7}},
+                {"maxpool": 2},
+                {"conv": {"out": 8, "kernel": 5}},
+                *CLASSIFIER,
+            ],
+            {},
+            r"layers\[4\]: conv kernel 5 does not fit its 8x2x2 input \(input size 28\)",
+        ),
+        (
+            [
+                {
+                    "st": {
+                        "transform": "affine",
+                        "localization": [{"conv": {"out": 4, "kernel": 40}}],
+                    }
+                },
+                *CLASSIFIER,
+            ],
+            {},
+            r"layers\[0\]\.st\.localization\[0\]: conv kernel 40 does not fit",
+        ),
+        (
+            [{"conv": {"out": 8, "kernel": 3, "dilation": 2}}, *CLASSIFIER],
+            {},
+            r"layers\[0\]: conv has no argument 'dilation'",
+        ),
         ([{"linear": 64}], {}, r"ends with shape 64, expected 10 class scores"),
         (CLASSIFIER, {"recipe": "adam"}, r"recipe 'adam' is not one of"),
         (CLASSIFIER, {"datasets": ["cifar"]}, r"datasets \['cifar'\] must list some of"),
@@ -225,8 +282,9 @@ def test_a_model_too_deep_for_the_input_size_names_the_layer():
 
 
 def test_unknown_model_names_list_close_matches():
-    with pytest.raises(StnbenchError, match="unknown model 'st-cnn-afine'; did you mean "
-                                            "st-cnn-affine"):
+    with pytest.raises(
+        StnbenchError, match="unknown model 'st-cnn-afine'; did you mean st-cnn-affine"
+    ):
         create_model("st-cnn-afine", in_channels=1, input_size=28, num_classes=10)
     with pytest.raises(StnbenchError, match="does not exist"):
         model_info("no/such/model.yaml")
@@ -241,13 +299,15 @@ def test_invalid_yaml_is_a_one_line_error(tmp_path):
 
 
 def test_cli_describe_and_list(capsys):
-    assert main(["models", "describe", "idsia", "--dataset", "gtsrb", "--size", "48",
-                 "--json"]) == 0
+    assert (
+        main(["models", "describe", "idsia", "--dataset", "gtsrb", "--size", "48", "--json"]) == 0
+    )
     described = json.loads(capsys.readouterr().out)
     assert described["name"] == "idsia"
     assert described["params"] == 1_543_443
     assert described["flops"] == count_flops(
-        create_model("idsia", in_channels=3, input_size=48, num_classes=43), (3, 48, 48))
+        create_model("idsia", in_channels=3, input_size=48, num_classes=43), (3, 48, 48)
+    )
     assert main(["models", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {m["name"] for m in listed} == ZOO

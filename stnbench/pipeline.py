@@ -1,0 +1,382 @@
+"""The workflow's grid: training cells, benches and data preparations from a validated config.
+
+The Snakefile validates the config against ``workflow/schemas/config.schema.yaml`` (which also
+fills in defaults) and asks this module for everything that is not a file pattern: which
+cells exist, each cell's run spec, whether the models and GTSRB's archives are there. Keeping
+it in the package lets tests and users inspect a grid without Snakemake:
+``build_grid(config).cells``.
+"""
+
+import copy
+import itertools
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from snakemake.utils import Paramspace
+
+from stnbench.errors import StnbenchError
+from stnbench.io import atomic_write_text
+from stnbench.paths import ARCHIVES_ENV, resolve_archives, resolve_data_dir
+
+CELL_KEYS = ("dataset", "prep", "distortion", "severity", "model", "seed")
+BENCH_KEYS = ("dataset", "size", "model")
+# What `stnbench results tables` writes: OUT/tables/NAME.{md,csv,tex}, OUT/plots/NAME.{png,pdf}.
+TABLES = ("gtsrb", "table1", "robustness", "cost", "significance")
+PLOTS = ("accuracy_vs_severity", "accuracy_vs_params", "throughput", "training_curves")
+# The data sets' own image sizes: their default preprocessing.
+NATIVE_SIZE = {"mnist": 28, "gtsrb": 32}
+GTSRB_SKIPPED = (
+    "GTSRB skipped ({reason}). To add it, put GTSRB_Final_Training_Images.zip, "
+    "GTSRB_Final_Test_Images.zip and GTSRB_Final_Test_GT.zip in a folder, set `gtsrb.archives` "
+    f"in the config or ${ARCHIVES_ENV} to that folder, and run the workflow again."
+)
+
+
+@dataclass(frozen=True)
+class Prep:
+    """One preprocessing of one data set, prepared once before the cells that need it."""
+
+    dataset: str
+    size: int
+    roi_crop: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.size}px" + ("-roi" if self.roi_crop else "")
+
+    @property
+    def id(self) -> str:
+        return f"{self.dataset}-{self.label}"
+
+
+@dataclass
+class Grid:
+    cells: pd.DataFrame  # by cell id: CELL_KEYS, experiment, model_arg, spec, viz
+    benches: pd.DataFrame  # by bench id: BENCH_KEYS, model_arg
+    preps: dict[str, Prep]  # by Prep.id
+    variants: dict[str, dict]  # inline model definitions by name, written out by the workflow
+    notes: list[str] = field(default_factory=list)  # what the run leaves out, and how to add it
+
+    def spec(self, cell: str) -> dict:
+        return self.cells.at[cell, "spec"]
+
+    def prep_of(self, cell: str) -> Prep:
+        row = self.cells.loc[cell]
+        return self.preps[f"{row['dataset']}-{row['prep']}"]
+
+
+def with_ids(table: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:
+    """``table`` indexed by Paramspace ids over ``keys``, e.g. ``dataset~mnist_..._seed~0``:
+    one flat folder or file name per row, readable and parsed back by Paramspace."""
+    space = Paramspace(table[list(keys)], filename_params="*", single_wildcard="id")
+    ids = list(space.instance_patterns) if len(table) else []
+    return table.set_axis(pd.Index(ids, name="id"), axis=0)
+
+
+# ------------------------------------------------------------------------------ models
+
+
+def variant_definitions(config: Mapping[str, Any], base_dir: Path) -> dict[str, dict]:
+    """Each configured variant by name: its definition (a YAML path or a mapping) and entry."""
+    from stnbench.models import list_models, model_info
+
+    registry = set(list_models())
+    variants: dict[str, dict] = {}
+    for index, entry in enumerate(config["variants"]):
+        where = f"config variants[{index}]"
+        definition = entry["definition"]
+        if isinstance(definition, str):
+            path = Path(definition) if Path(definition).is_absolute() else base_dir / definition
+            if not path.is_file():
+                raise StnbenchError(f"{where}.definition: no such model definition {definition}")
+            definition = str(path)
+            info = model_info(definition)
+        else:
+            info = definition
+        name = info.get("name")
+        if not isinstance(name, str) or not name:
+            raise StnbenchError(f"{where}.definition: a model definition needs a `name`")
+        if name in registry or name in variants:
+            raise StnbenchError(f"{where}: model name {name!r} is taken; rename the variant")
+        for experiment in entry["experiments"]:
+            if experiment not in config["experiments"]:
+                raise StnbenchError(f"{where}.experiments: unknown experiment {experiment!r}")
+        variants[name] = {
+            "definition": definition, "entry": entry, "datasets": info.get("datasets"),
+        }
+    return variants
+
+
+def check_models(config: Mapping[str, Any], variants: Mapping[str, dict]) -> None:
+    """Every model the config names is registered or a configured variant, meant for the
+    experiment's data set."""
+    from stnbench.models import list_models, model_info
+
+    known = set(list_models()) | set(variants)
+    for name, experiment in config["experiments"].items():
+        for key in ("models", "viz", "model_train"):
+            for model in experiment[key]:
+                where = f"config experiments.{name}.{key}"
+                if model not in known:
+                    raise StnbenchError(
+                        f"{where}: unknown model {model!r} (known: {', '.join(sorted(known))})"
+                    )
+                if key != "models" and model not in experiment["models"]:
+                    raise StnbenchError(f"{where}: {model!r} is not in the experiment's models")
+                meant_for = (
+                    variants[model]["datasets"] if model in variants
+                    else model_info(model).get("datasets")
+                ) or []
+                if meant_for and experiment["dataset"] not in meant_for:
+                    raise StnbenchError(
+                        f"{where}: model {model!r} is meant for {', '.join(meant_for)}, "
+                        f"not {experiment['dataset']}"
+                    )
+
+
+def model_argument(model: str, variants: Mapping[str, dict], results_dir: Path) -> str:
+    """What ``--model`` gets: a registry name, a variant's YAML file, or the file the workflow
+    writes an inline variant to."""
+    if model not in variants:
+        return model
+    definition = variants[model]["definition"]
+    if isinstance(definition, str):
+        return definition
+    return str(results_dir / "models" / f"{model}.yaml")
+
+
+def write_definition(path: Path | str, definition: Mapping[str, Any]) -> None:
+    atomic_write_text(Path(path), yaml.safe_dump(dict(definition), sort_keys=False))
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def gtsrb_folder(config: Mapping[str, Any]) -> Path:
+    """Where GTSRB's archives are looked for: the config, then $STNBENCH_GTSRB_ARCHIVES, then
+    the data folder."""
+    archives = resolve_archives(config["gtsrb"]["archives"])
+    return archives if archives is not None else resolve_data_dir(config["data_dir"])
+
+
+def check_gtsrb(folder: Path) -> None:
+    """Nothing when ``folder`` holds GTSRB, else the data module's error naming the files."""
+    from stnbench.datasets.gtsrb_files import (
+        TEST_IMAGES_ZIP,
+        TEST_LABELS_ZIP,
+        TRAIN_ZIP,
+        open_gtsrb,
+    )
+
+    # The official archives are recognised by name: opening them takes seconds, and the
+    # workflow checks at every start. Other layouts get the data module's full check.
+    if all((folder / name).is_file() for name in (TRAIN_ZIP, TEST_IMAGES_ZIP, TEST_LABELS_ZIP)):
+        return
+    with open_gtsrb(folder):
+        pass
+
+
+@cache
+def _gtsrb_problem(folder: Path) -> str | None:
+    try:
+        check_gtsrb(folder)
+    except StnbenchError as error:
+        return str(error)
+    return None
+
+
+def skip_notes(config: Mapping[str, Any], *, strict: bool = True) -> list[str]:
+    """What a run of this config leaves out and how to add it; empty when nothing is.
+
+    When the config requires GTSRB and its archives are missing, ``strict`` raises the data
+    module's error, so that the workflow stops before its first job rather than after hours
+    of MNIST; without ``strict`` (tables from the runs present) that is no note and no error.
+    """
+    if not any(exp["dataset"] == "gtsrb" for exp in config["experiments"].values()):
+        return []
+    problem = _gtsrb_problem(gtsrb_folder(config))
+    if problem is None:
+        return []
+    if config["gtsrb"]["required"]:
+        if strict:
+            raise StnbenchError(problem)
+        return []
+    return [GTSRB_SKIPPED.format(reason=problem)]
+
+
+# ------------------------------------------------------------------------------ the grid
+
+
+def _seeds(value: int | list[int]) -> list[int]:
+    return list(range(value)) if isinstance(value, int) else list(value)
+
+
+def _prep(experiment: Mapping[str, Any]) -> Prep:
+    dataset = experiment["dataset"]
+    if dataset == "mnist":
+        if experiment["size"] not in (None, NATIVE_SIZE["mnist"]) or experiment["roi_crop"]:
+            raise StnbenchError("config: `size` and `roi_crop` apply to GTSRB experiments only")
+        return Prep("mnist", NATIVE_SIZE["mnist"], False)
+    return Prep(dataset, experiment["size"] or NATIVE_SIZE[dataset], experiment["roi_crop"])
+
+
+def _members(experiments: Mapping[str, Any], variants: Mapping[str, dict]) -> dict[str, dict]:
+    """Per experiment: each model with its training overrides (the variants' included)."""
+    members = {
+        name: {model: experiment["model_train"].get(model, {}) for model in experiment["models"]}
+        for name, experiment in experiments.items()
+    }
+    for model, variant in variants.items():
+        for name in variant["entry"]["experiments"]:
+            if name in members:
+                members[name][model] = variant["entry"].get("train", {})
+    return members
+
+
+def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid:
+    """The cells, benches and data preparations of a config validated against the schema.
+
+    A cell reached from two experiments is one cell, provided its training settings agree.
+    ``base_dir`` is where relative paths in the config (variant definitions) start.
+    """
+    results_dir = Path(config["results_dir"])
+    variants = variant_definitions(config, Path(base_dir))
+    check_models(config, variants)
+    notes = skip_notes(config)
+    experiments = {
+        name: experiment
+        for name, experiment in config["experiments"].items()
+        if experiment["dataset"] != "gtsrb" or not notes
+    }
+    members = _members(experiments, variants)
+    rows: dict[tuple, dict] = {}
+    preps: dict[str, Prep] = {}
+    for name, experiment in experiments.items():
+        prep = _prep(experiment)
+        preps[prep.id] = prep
+        gtsrb_options = {"size": prep.size, "roi_crop": prep.roi_crop}
+        # Severity means nothing without a distortion: one clean cell, not one per level.
+        severities = [0.0] if experiment["distortions"] == ["none"] else experiment["severities"]
+        for distortion, severity, (model, model_train), seed in itertools.product(
+            experiment["distortions"], severities, members[name].items(),
+            _seeds(experiment["seeds"]),
+        ):
+            severity = 0.0 if distortion == "none" else round(float(severity), 6)
+            spec = {
+                "dataset": prep.dataset, "distortion": distortion, "severity": severity,
+                "model": model_argument(model, variants, results_dir), "seed": seed,
+                "scale": config["scale"],
+                **(gtsrb_options if prep.dataset != "mnist" else {}),
+                **copy.deepcopy({**experiment["train"], **model_train}),
+            }
+            key = (prep.dataset, prep.label, distortion, severity, model, seed)
+            viz = model in experiment["viz"]
+            if key in rows:
+                if rows[key]["spec"] != spec:
+                    raise StnbenchError(
+                        f"config experiments {rows[key]['experiment']} and {name}: both train "
+                        f"{model} on {prep.dataset} {distortion} at severity {severity}, seed "
+                        f"{seed}, with different training settings"
+                    )
+                rows[key]["viz"] |= viz
+                continue
+            rows[key] = {
+                **dict(zip(CELL_KEYS, key, strict=True)), "experiment": name,
+                "model_arg": spec["model"], "spec": spec, "viz": viz,
+            }
+    columns = [*CELL_KEYS, "experiment", "model_arg", "spec", "viz"]
+    cells = with_ids(pd.DataFrame(list(rows.values()), columns=columns), CELL_KEYS)
+    inline = {
+        name: variant["definition"]
+        for name, variant in variants.items()
+        if not isinstance(variant["definition"], str)
+    }
+    return Grid(_first_seed_viz(cells), _benches(cells, preps, config), preps, inline, notes)
+
+
+def _first_seed_viz(cells: pd.DataFrame) -> pd.DataFrame:
+    """Pictures of each condition's first seed only: the other seeds' transformers look alike."""
+    if cells.empty:
+        return cells
+    condition = ["dataset", "prep", "distortion", "severity", "model"]
+    first = cells.groupby(condition)["seed"].transform("min")
+    return cells.assign(viz=cells["viz"] & (cells["seed"] == first))
+
+
+def _benches(
+    cells: pd.DataFrame, preps: Mapping[str, Prep], config: Mapping[str, Any]
+) -> pd.DataFrame:
+    """One bench per model and data set at the grid's image size (MNIST's before distortion)."""
+    columns = [*BENCH_KEYS, "model_arg"]
+    rows = []
+    if config["bench"]["enabled"]:
+        models = cells.groupby(["dataset", "prep", "model", "model_arg"]).size().index
+        rows = [
+            {"dataset": dataset, "size": preps[f"{dataset}-{prep}"].size, "model": model,
+             "model_arg": arg}
+            for dataset, prep, model, arg in models
+        ]
+    benches = pd.DataFrame(rows, columns=columns).drop_duplicates(list(BENCH_KEYS))
+    return with_ids(benches.reset_index(drop=True), BENCH_KEYS)
+
+
+# ------------------------------------------------------------------------------ jobs
+
+
+def job_device(config: Mapping[str, Any]) -> str:
+    """``cuda`` or ``cpu``: where training and bench jobs run, fixed when the workflow starts
+    so that jobs can request a GPU and bench results are filed by device."""
+    if config["device"] != "auto":
+        return config["device"]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def write_run_spec(path: Path | str, spec: Mapping[str, Any]) -> None:
+    """The cell's run spec: what ``stnbench train --spec`` reads, and a record of the cell."""
+    atomic_write_text(Path(path), yaml.safe_dump(dict(spec), sort_keys=True))
+
+
+def prepare_arguments(config: Mapping[str, Any], prep: Prep) -> str:
+    """``stnbench data prepare`` arguments for one preprocessing of one data set."""
+    if prep.dataset == "mnist":
+        return "mnist"
+    archives = shlex.quote(str(gtsrb_folder(config)))
+    args = [prep.dataset, "--archives", archives, "--size", str(prep.size)]
+    return " ".join(args + (["--roi-crop"] if prep.roi_crop else []))
+
+
+def bench_arguments(config: Mapping[str, Any], bench: pd.Series) -> str:
+    settings = config["bench"]
+    args = [
+        "--model", shlex.quote(bench["model_arg"]), "--dataset", bench["dataset"],
+        "--size", str(bench["size"]), "--repeats", str(settings["repeats"]),
+        "--batch-sizes", ",".join(map(str, settings["batch_sizes"])),
+    ]
+    return " ".join(args + [flag for flag in ("--amp", "--compile") if settings[flag[2:]]])
+
+
+def gallery_arguments(grid: Grid, prep_id: str) -> str:
+    """The distortions and severities a data set meets in the grid, four samples of each."""
+    prep = grid.preps[prep_id]
+    cells = grid.cells[(grid.cells["dataset"] == prep.dataset) & (grid.cells["prep"] == prep.label)]
+    severities = sorted(set(cells["severity"]) | {0.0})
+    args = [
+        "--dataset", prep.dataset, "--families", ",".join(sorted(set(cells["distortion"]))),
+        "--severities", ",".join(map(str, severities)), "--samples", "4",
+    ]
+    return " ".join(args + (["--size", str(prep.size)] if prep.dataset != "mnist" else []))
+
+
+def bench_threads(config: Mapping[str, Any], cores: int) -> int:
+    """A bench job's threads: the config's, else every core the workflow has, up to the
+    machine's, so that it measures alone (Snakemake runs nothing beside a job with all cores)."""
+    return config["bench"]["threads"] or min(cores, os.cpu_count() or cores)

@@ -1,0 +1,49 @@
+rule viz:
+    input:
+        metrics=RUNS / "{cell}" / "metrics.json",
+        data=lambda wildcards: train_inputs(wildcards)["data"],
+    output:
+        picture=report(
+            RESULTS / "viz" / "{cell}.png",
+            caption="../report/viz.rst",
+            category="What the transformers do",
+            labels={"cell": "{cell}", "picture": "sampled regions"},
+        ),
+        moving=report(
+            RESULTS / "viz" / "{cell}-moving.gif",
+            caption="../report/viz_moving.rst",
+            category="What the transformers do",
+            labels={"cell": "{cell}", "picture": "growing distortion"},
+        ),
+    log:
+        LOGS / "viz" / "{cell}.log",
+    params:
+        run=lambda wildcards: RUNS / wildcards.cell,
+        data_dir=DATA_DIR,
+    conda:
+        ENV
+    shell:
+        "stnbench viz --run {params.run} --data-dir {params.data_dir} --out {output.picture}"
+        " > {log} 2>&1"
+
+
+rule gallery:
+    input:
+        ancient(DATA_DIR / "prepared" / "{prep}.json"),
+    output:
+        report(
+            RESULTS / "gallery" / "{prep}.png",
+            caption="../report/gallery.rst",
+            category="Distortions",
+            labels={"data": "{prep}"},
+        ),
+    log:
+        LOGS / "gallery" / "{prep}.log",
+    params:
+        args=lambda wildcards: pipeline.gallery_arguments(grid(), wildcards.prep),
+        data_dir=DATA_DIR,
+    conda:
+        ENV
+    shell:
+        "stnbench data gallery {params.args} --data-dir {params.data_dir} --out {output}"
+        " > {log} 2>&1"
