@@ -27,7 +27,7 @@ reproduce: install
 	$(SNAKEMAKE) --cores $(CORES)
 
 tables: install
-	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) tables
+	$(SNAKEMAKE) tables --cores 1 --configfile $(CONFIG)
 
 report: install
 	$(SNAKEMAKE) --configfile $(CONFIG) --report report.html

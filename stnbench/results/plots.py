@@ -46,11 +46,17 @@ def _empty(title: str, message: str) -> Figure:
     return figure
 
 
+# No creation date in the files, so that regenerating a table from the same metrics leaves
+# the committed plots byte-identical.
+_REPRODUCIBLE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None}}
+
+
 def _save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for ext in ("png", "pdf"):
         path = Path(out_dir) / f"{name}.{ext}"
-        atomic_write(path, lambda tmp, ext=ext: figure.savefig(tmp, format=ext, dpi=150))
+        atomic_write(path, lambda tmp, ext=ext: figure.savefig(
+            tmp, format=ext, dpi=150, metadata=_REPRODUCIBLE_METADATA[ext]))
         paths.append(path)
     return paths
 
