@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from stnbench.datasets import DatasetTensors, load_dataset, prepare_dataset
 
@@ -84,3 +85,12 @@ def gtsrb_subset(gtsrb_archives: Path, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("gtsrb") / "archives"
     _write_gtsrb_subset(gtsrb_archives, out, classes=3, tracks=2)
     return out
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread, restoring the previous count after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,12 +20,8 @@ from stnbench.models import count_parameters, create_model, describe_model
 CPU_QUICK = BenchSettings(device=torch.device("cpu"), batch_sizes=(1, 3), repeats=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Quick single-threaded checks; the fixture lives in conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -47,12 +47,8 @@ ZOO = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Quick single-threaded checks; the fixture lives in conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def real_batch(data: DatasetTensors, size: int, count: int = 2) -> tuple:
