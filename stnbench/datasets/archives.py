@@ -10,6 +10,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import Self
 
 from stnbench.errors import StnbenchError
 from stnbench.io import sha256_file
@@ -27,7 +28,25 @@ def _is_unsafe(name: str) -> bool:
     return path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0])
 
 
-class ZipSource:
+class _ClosingSource:
+    """``with source:`` closes it, for the zip and folder sources alike."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ZipSource(_ClosingSource):
     """The files of one zip archive, checked for unsafe entry names when opened."""
 
     def __init__(self, path: Path) -> None:
@@ -63,19 +82,8 @@ class ZipSource:
     def close(self) -> None:
         self._zip.close()
 
-    def __enter__(self) -> "ZipSource":
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class DirSource:
+class DirSource(_ClosingSource):
     """The files under an extracted folder, named by their paths relative to it."""
 
     def __init__(self, root: Path, max_depth: int) -> None:
@@ -109,17 +117,6 @@ class DirSource:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> "DirSource":
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 FileSource = ZipSource | DirSource
