@@ -262,6 +262,7 @@ CLASSIFIER = [{"linear": "classes"}]
         (CLASSIFIER, {"recipe": "adam"}, r"recipe 'adam' is not one of"),
         (CLASSIFIER, {"datasets": ["cifar"]}, r"datasets \['cifar'\] must list some of"),
         (CLASSIFIER, {"optimizer": "sgd"}, r"unknown key 'optimizer'"),
+        (CLASSIFIER, {"baseline": ["cnn"]}, r"baseline must be the name of a model"),
     ],
 )
 def test_malformed_definitions_name_the_field(tmp_path, layers, top, message):

@@ -9,7 +9,7 @@ import pytest
 
 from stnbench.cli import main
 from stnbench.results.collect import collect
-from stnbench.results.compare import baseline_of, compare_with_baselines
+from stnbench.results.compare import compare_with_baselines
 from stnbench.results.tables import build_tables, format_cell
 
 TEST_IMAGES = 100
@@ -17,16 +17,19 @@ TEST_IMAGES = 100
 
 def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, dataset="mnist",
               distortion="R", severity=1.0, scale="demo", wrong: np.ndarray | None = None,
-              params=10_000, note=None) -> Path:
+              params=10_000, note=None, baseline: str | None = None) -> Path:
     """A run folder as the training engine leaves it: metrics.json and predictions.npz.
 
     ``wrong`` lists the test images the model gets wrong; by default the first ones.
+    ``baseline`` defaults to the one the registered ST models declare.
     """
     run = root / f"{dataset}-{distortion}-{severity}-{model}-{seed}"
     run.mkdir(parents=True)
     label = np.arange(TEST_IMAGES) % 10
     status = "ok" if accuracy is not None else "diverged"
     has_st = model.startswith("st-") or model.endswith(("1st", "2st"))
+    if baseline is None and has_st:
+        baseline = model.split("-")[1] if model.startswith("st-") else "moodstocks-nost"
     if accuracy is not None:
         if wrong is None:
             wrong = np.arange(round((1 - accuracy) * TEST_IMAGES))
@@ -47,7 +50,8 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
                      "images_per_s": 1000.0, "wall_s": 1.0} for epoch in (1, 2)],
         "config": {"scale": scale, "model": model, "dataset": dataset, "model_definition": {
             "description": f"{model} for tests",
-            "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else []},
+            "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
+                           **({"baseline": baseline} if baseline else {})},
         }},
         "test_set": {"name": f"{dataset} test", "size": TEST_IMAGES, "note": note},
     }
@@ -75,7 +79,7 @@ def table(tables, name):
 
 
 def test_table1_reports_mean_std_and_counts_diverged_and_missing(runs: Path):
-    tables = build_tables(collect(runs), baseline_of)
+    tables = build_tables(collect(runs))
     table1 = table(tables, "table1")
     (heading, display), = table1.sections
     assert heading == "demo scale"
@@ -103,14 +107,27 @@ def test_significance_mcnemar_known_pvalue(tmp_path: Path):
     write_run(root, model="cnn", seed=0, accuracy=0.0, wrong=np.arange(10, 30))
     write_run(root, model="st-cnn-affine", seed=0, accuracy=0.0,
               wrong=np.concatenate([np.arange(20, 30), np.arange(40, 42)]))
-    comparisons = compare_with_baselines(collect(root).runs, baseline_of)
+    comparisons = compare_with_baselines(collect(root).runs)
     (row,) = comparisons.itertuples(index=False)
     assert (row.mcnemar_b, row.mcnemar_c) == (10, 2)
     assert row.mcnemar_p == pytest.approx(158 / 4096)
-    significance = table(build_tables(collect(root), baseline_of), "significance")
+    significance = table(build_tables(collect(root)), "significance")
     (_, display), = significance.sections
     assert display.iloc[0]["McNemar per seed (b/c, p)"] == "s0: 10/2, 0.039"
     assert display.iloc[0]["Wilcoxon p"] == "n<6"
+
+
+def test_a_variant_is_compared_with_the_baseline_its_definition_declares(tmp_path: Path):
+    root = tmp_path / "runs"
+    write_run(root, model="fcn", seed=0, accuracy=0.80)
+    write_run(root, model="cnn", seed=0, accuracy=0.90)
+    write_run(root, model="my-st-fcn", seed=0, accuracy=0.95, baseline="fcn")
+    write_run(root, model="st-cnn-affine", seed=0, accuracy=0.70)
+    comparisons = compare_with_baselines(collect(root).runs).set_index("model")
+    assert comparisons.at["my-st-fcn", "baseline"] == "fcn"
+    assert comparisons.at["my-st-fcn", "difference_pp"] == pytest.approx(15.0)
+    assert comparisons.at["st-cnn-affine", "baseline"] == "cnn"
+    assert len(comparisons) == 2  # the baselines themselves declare none
 
 
 def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
@@ -144,7 +161,7 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
         "results": [{"batch_size": 64, "inference": {"images_per_s": {"median": 1234.0}},
                      "train_step": {"images_per_s": {"median": 321.0}}}],
     }))
-    gtsrb = table(build_tables(collect(root, bench), baseline_of), "gtsrb")
+    gtsrb = table(build_tables(collect(root, bench)), "gtsrb")
     assert any(line.startswith("Scale: demo (") for line in gtsrb.notes)
     assert any(note in line for line in gtsrb.notes)
     (_, display), = gtsrb.sections

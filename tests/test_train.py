@@ -1,5 +1,6 @@
 """`stnbench train`: determinism, resume after SIGKILL, divergence, selection, metrics."""
 
+import copy
 import json
 import os
 import signal
@@ -18,8 +19,9 @@ from stnbench.datasets import DatasetTensors
 from stnbench.engine import loop
 from stnbench.engine.checkpoint import CHECKPOINT_NAME
 from stnbench.engine.divergence import CollapseCheck, Diverged
+from stnbench.engine.evolution import EVOLUTION_FRAMES, EVOLUTION_NAME, EVOLUTION_SAMPLES
 from stnbench.engine.recipes import ScheduleFactor, get_recipe
-from stnbench.engine.spec import resolve_spec
+from stnbench.engine.spec import identity, resolve_spec
 from stnbench.errors import StnbenchError
 from stnbench.models import create_model, spatial_transformers
 
@@ -242,6 +244,36 @@ def test_metrics_have_every_contract_key_and_predictions_match(reference_run: Pa
     assert {"model", "optimizer", "scheduler", "rng", "history", "best", "config"} <= set(state)
 
 
+def test_transformer_snapshots_span_the_run(reference_run: Path) -> None:
+    with np.load(reference_run / EVOLUTION_NAME) as evolution:
+        steps, grids, images = evolution["steps"], evolution["grids"], evolution["images"]
+        epochs = evolution["epochs"]
+    steps_per_epoch = TINY["limit_train"] // TINY["batch_size"]
+    assert steps[0] == 0 and steps[-1] == 3 * steps_per_epoch
+    assert len(steps) == EVOLUTION_FRAMES + 1 and (np.diff(steps) > 0).all()
+    np.testing.assert_allclose(epochs, steps / steps_per_epoch)
+    assert images.shape == (EVOLUTION_SAMPLES, 1, 42, 42) and images.dtype == np.uint8
+    assert grids.shape == (len(steps), EVOLUTION_SAMPLES, 42, 42, 2)
+    # Untrained, the transformer is the identity; trained, it has moved.
+    identity = torch.nn.functional.affine_grid(
+        torch.eye(2, 3).expand(EVOLUTION_SAMPLES, 2, 3), [EVOLUTION_SAMPLES, 1, 42, 42],
+        align_corners=False,
+    )
+    np.testing.assert_allclose(grids[0], identity.numpy(), atol=2e-3)
+    assert np.abs(grids[-1] - grids[0]).max() > 0.01
+
+
+def test_the_model_documentation_is_not_part_of_the_run(reference_run: Path) -> None:
+    config = json.loads((reference_run / "metrics.json").read_text())["config"]
+    documented = copy.deepcopy(config)
+    documented["model_definition"]["source"] = "a corrected source"
+    documented["model_definition"]["definition"]["baseline"] = "tiny-cnn"
+    assert identity(documented) == identity(config)
+    widened = copy.deepcopy(config)
+    widened["model_definition"]["definition"]["layers"][1]["conv"]["out"] = 9
+    assert identity(widened) != identity(config)
+
+
 def test_same_command_twice_gives_identical_metrics(
     reference_run: Path, prepared: Path, tmp_path: Path
 ) -> None:
@@ -307,6 +339,10 @@ def test_sigkill_at_any_moment_then_resume_gives_identical_metrics(
     resumed = json.loads((out / "metrics.json").read_text())
     uninterrupted = json.loads((reference_run / "metrics.json").read_text())
     assert without_timing(resumed) == without_timing(uninterrupted)
+    # The transformer's snapshots taken before the kills survive in the checkpoint.
+    with np.load(out / EVOLUTION_NAME) as mine, np.load(reference_run / EVOLUTION_NAME) as theirs:
+        for key in ("steps", "grids", "images"):
+            np.testing.assert_array_equal(mine[key], theirs[key])
 
 
 def test_forced_nan_ends_as_diverged_with_exit_0(prepared: Path, tmp_path: Path) -> None:

@@ -12,7 +12,14 @@ from stnbench.cli import main
 from stnbench.datasets import DatasetTensors
 from stnbench.errors import StnbenchError
 from stnbench.models import create_model, spatial_transformers
-from stnbench.results.viz import MOVING_FRAMES, moving_path, sampled_outline, trace_transformers
+from stnbench.results.viz import (
+    MOVING_FRAMES,
+    evolution_frames,
+    evolution_path,
+    moving_path,
+    sampled_outline,
+    trace_transformers,
+)
 
 
 def model_for(name: str, data: DatasetTensors) -> torch.nn.Module:
@@ -70,3 +77,12 @@ def test_viz_of_a_trained_run(mnist: DatasetTensors, data_dir: Path, tmp_path: P
         assert picture.width > 800 and picture.height > 400
     with Image.open(moving_path(out)) as gif:
         assert sum(1 for _ in ImageSequence.Iterator(gif)) == MOVING_FRAMES
+    # Two steps of training: snapshots before the first step and after each.
+    with Image.open(evolution_path(out)) as gif:
+        assert sum(1 for _ in ImageSequence.Iterator(gif)) == 3
+
+
+def test_viz_without_snapshots_names_the_missing_file(tmp_path: Path):
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(StnbenchError, match=r"evolution\.npz: does not exist"):
+        evolution_frames(tmp_path)

@@ -24,12 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_tables(args: argparse.Namespace) -> None:
     # Imported here so that `stnbench --help` does not pay for pandas, scipy and matplotlib.
     from stnbench.results.collect import collect
-    from stnbench.results.compare import baseline_of
     from stnbench.results.plots import write_plots
     from stnbench.results.tables import write_tables
 
     results = collect(args.runs, args.bench)
-    written = write_tables(results, args.out / "tables", baseline_of, args.note)
+    written = write_tables(results, args.out / "tables", args.note)
     written += write_plots(results, args.out / "plots")
     print(f"{len(results.runs)} runs, {len(results.bench)} benchmark rows: "
           f"wrote {len(written)} files under {args.out}")

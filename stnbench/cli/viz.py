@@ -12,10 +12,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pictures of a trained run's spatial transformers",
         description="Draw, for each spatial transformer of a finished run, the region it samples "
         "on clean and distorted test images beside its output (FILE), and an animated GIF of one "
-        "test image under growing distortion (FILE's stem + '-moving.gif').",
+        "test image under growing distortion (FILE's stem + '-moving.gif'), and one of a fixed "
+        "validation batch over training (FILE's stem + '-evolution.gif').",
     )
     parser.add_argument("--run", required=True, type=Path,
-                        help="run folder with metrics.json and checkpoint.pt")
+                        help="run folder with metrics.json, checkpoint.pt and evolution.npz")
     parser.add_argument("--out", required=True, type=Path, help="picture to write (.png or .pdf)")
     add_data_dir_argument(parser)
     parser.set_defaults(func=run_viz)

@@ -25,6 +25,7 @@ from stnbench.engine.checkpoint import (
 )
 from stnbench.engine.divergence import CollapseCheck, Diverged, check_loss
 from stnbench.engine.evaluate import Evaluation, autocast, evaluate
+from stnbench.engine.evolution import EVOLUTION_NAME, EvolutionRecorder, fixed_batch
 from stnbench.engine.metrics import confusion_matrix, per_class_accuracy
 from stnbench.engine.recipes import ScheduleFactor
 from stnbench.engine.spec import RunSpec, identity
@@ -76,6 +77,7 @@ def train_epoch(
     precision: str,
     channels_last: bool,
     collapse_check: CollapseCheck | None = None,
+    evolution: EvolutionRecorder | None = None,
     description: str = "",
 ) -> dict:
     """One pass over ``train`` (uint8 images and labels already on the device) in an order
@@ -124,6 +126,8 @@ def train_epoch(
             scheduler.step()
             loss_sum += loss.detach() * len(labels)
             correct += (logits.detach().argmax(dim=1) == labels).sum()
+            if evolution is not None:
+                evolution.after_step((epoch - 1) * steps + step + 1)
             bar.update()
             if (step + 1) % progress_every == 0 and step + 1 < steps:
                 seen = (step + 1) * batch_size
@@ -251,6 +255,7 @@ def run(spec: RunSpec, out: Path) -> dict:
         optimizer, ScheduleFactor(spec.schedule, steps_per_epoch, spec.epochs)
     )
     collapse_check = CollapseCheck(model, **spec.divergence)
+    evolution = EvolutionRecorder(model, fixed_batch(val), steps_per_epoch * spec.epochs)
 
     checkpoint_path = out / CHECKPOINT_NAME
     history: list[dict] = []
@@ -266,9 +271,11 @@ def run(spec: RunSpec, out: Path) -> dict:
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         history, best = state["history"], state["best"]
+        evolution.load_state(state.get("evolution"))
         log(f"{checkpoint_path}: resuming after epoch {len(history)}")
 
     reason = None
+    evolution.after_step(0)
     for epoch in range(len(history) + 1, spec.epochs + 1):
         epoch_started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -285,6 +292,7 @@ def run(spec: RunSpec, out: Path) -> dict:
                 precision=spec.precision,
                 channels_last=spec.channels_last,
                 collapse_check=collapse_check,
+                evolution=evolution,
                 description=f"epoch {epoch}/{spec.epochs}",
             )
             val_eval = _evaluate(model, val, spec, device)
@@ -326,6 +334,7 @@ def run(spec: RunSpec, out: Path) -> dict:
                 "rng": rng_state(),
                 "history": history,
                 "best": best,
+                "evolution": evolution.state(),
             },
         )
         log(
@@ -335,6 +344,8 @@ def run(spec: RunSpec, out: Path) -> dict:
             f"{history[-1]['wall_s']:.1f} s"
         )
 
+    # Diverged runs too: the snapshots show how the transformer collapsed.
+    evolution.save(out / EVOLUTION_NAME, steps_per_epoch)
     metrics = _metrics_header(
         spec, config, data, device, bit_reproducible, history, len(train.labels)
     )

@@ -15,6 +15,7 @@ from stnbench.device import resolve_device
 from stnbench.engine.recipes import get_recipe, recipe_source
 from stnbench.errors import StnbenchError
 from stnbench.models import model_info
+from stnbench.models.builder import DOCUMENTATION_KEYS
 
 PRECISIONS = ("fp32", "bf16")
 TRAIN_DISTORTIONS = ("fresh", "fixed")
@@ -88,8 +89,18 @@ _HINTS = typing.get_type_hints(RunSpec)
 
 
 def identity(config: Mapping[str, Any]) -> dict:
-    """What makes two runs the same run: the config without its runtime-only fields."""
-    return {key: value for key, value in config.items() if key not in RUNTIME_FIELDS}
+    """What makes two runs the same run: the config without its runtime-only fields and
+    without the model's documentation (a corrected source or a declared baseline leaves the
+    network, and so the run, as it was)."""
+    same = {key: value for key, value in config.items() if key not in RUNTIME_FIELDS}
+    model = same.get("model_definition")
+    if isinstance(model, dict):
+        model = {key: value for key, value in model.items() if key not in DOCUMENTATION_KEYS}
+        if isinstance(model.get("definition"), dict):
+            model["definition"] = {key: value for key, value in model["definition"].items()
+                                   if key not in DOCUMENTATION_KEYS}
+        same["model_definition"] = model
+    return same
 
 
 def model_definition(model: str) -> dict:

@@ -25,8 +25,11 @@ from stnbench.models.transformations import make_grid_generator
 DATASETS = ("mnist", "gtsrb")
 RECIPES = ("stn-paper-mnist", "moodstocks", "idsia", "tutorial")
 TOP_LEVEL_KEYS = (
-    "name", "description", "source", "datasets", "recipe", "preprocess", "committee", "layers"
+    "name", "description", "source", "baseline", "datasets", "recipe", "preprocess", "committee",
+    "layers",
 )
+# Keys that describe a model without changing what it computes.
+DOCUMENTATION_KEYS = ("description", "source", "baseline")
 LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "conv": ("out", "kernel", "stride", "padding"),
     "maxpool": ("kernel", "stride"),
@@ -120,6 +123,9 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
         raise StnbenchError(f"{source}: layers must be a non-empty list")
     if not isinstance(definition.get("preprocess", []), list):
         raise StnbenchError(f"{source}: preprocess must be a list of layers")
+    baseline = definition.get("baseline")
+    if baseline is not None and (not isinstance(baseline, str) or not baseline):
+        raise StnbenchError(f"{source}: baseline must be the name of a model, got {baseline!r}")
     committee = definition.get("committee")
     if committee is not None and (not isinstance(committee, dict) or set(committee) != {"columns"}):
         raise StnbenchError(f"{source}: committee must be a mapping with the one key 'columns'")

@@ -37,10 +37,10 @@ COMPARISON_COLUMNS = (
 
 def compare_with_baselines(
     runs: pd.DataFrame,
-    baseline_of: Callable[[str], str | None],
     load: Callable[[str], tuple[np.ndarray, np.ndarray]] = load_correct,
 ) -> pd.DataFrame:
-    """One row per (condition, ST model) whose baseline ran on the same condition.
+    """One row per (condition, model) whose baseline ran on the same condition. A model's
+    baseline is the one its definition declares (``baseline:``), as recorded in its runs.
 
     Runs pair up by seed; a seed where either run diverged or has no predictions is left out
     of the tests and counted in ``unpaired``, as is a seed whose two runs saw different labels
@@ -50,9 +50,9 @@ def compare_with_baselines(
     rows = []
     for condition, group in runs.groupby(list(CONDITION), sort=True):
         models = set(group["model"])
-        for model in sorted(models):
-            baseline = baseline_of(model)
-            if baseline is None or baseline not in models:
+        declared = group.dropna(subset=["baseline"]).groupby("model")["baseline"].first()
+        for model, baseline in sorted(declared.items()):
+            if baseline not in models:
                 continue
             rows.append(_compare(dict(zip(CONDITION, condition, strict=True)), model, baseline,
                                  group, ok, load))
@@ -98,15 +98,3 @@ def _compare(condition, model, baseline, group, ok, load) -> dict:
         "unpaired": len(all_seeds) - len(seeds),
     }
 
-
-def baseline_of(model: str) -> str | None:
-    """The same network without its spatial transformers, for the suite's registered models."""
-    return BASELINES.get(model)
-
-
-BASELINES = {
-    **{f"st-{net}-{kind}": net for net in ("fcn", "cnn")
-       for kind in ("affine", "projective", "tps")},
-    "moodstocks-1st": "moodstocks-nost",
-    "moodstocks-2st": "moodstocks-nost",
-}

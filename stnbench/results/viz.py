@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
@@ -18,9 +19,11 @@ from torch import nn
 
 from stnbench.datasets import DatasetTensors, load_dataset
 from stnbench.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from stnbench.engine.evolution import EVOLUTION_NAME
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write
 from stnbench.models import SpatialTransformer, create_model, spatial_transformers
+from stnbench.models.transformations import ALIGN_CORNERS
 from stnbench.paths import cache_dir, resolve_data_dir
 from stnbench.results.collect import read_json
 from stnbench.transforms import PAPER_FAMILIES, cached_distorted_split, get_distortion
@@ -29,6 +32,7 @@ from stnbench.transforms.functional import pad_to_canvas
 SAMPLES = 8
 MOVING_FRAMES = 16
 MOVING_FRAME_MS = 150
+EVOLUTION_FRAME_MS = 200
 # Families with one fixed level and no graded twin: the moving figure rotates instead.
 FALLBACK_MOVING_FAMILY = "rotation"
 
@@ -204,9 +208,50 @@ def moving_frames(run: LoadedRun, frames: int = MOVING_FRAMES) -> list[Image.Ima
         _draw(right, trace.output[0])
         left.set_title(f"{family} {severity:.2f}", fontsize=9)
         right.set_title("ST output", fontsize=9)
-        canvas = FigureCanvasAgg(figure)
-        canvas.draw()
-        pictures.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB"))
+        pictures.append(_figure_image(figure))
+    return pictures
+
+
+def _figure_image(figure: Figure) -> Image.Image:
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
+
+
+def evolution_frames(run_dir: Path) -> list[Image.Image]:
+    """The fixed validation batch with the first transformer's sampled region outlined, above
+    its output, at each snapshot the engine took during training."""
+    path = Path(run_dir) / EVOLUTION_NAME
+    if not path.is_file():
+        raise StnbenchError(
+            f"{path}: does not exist; the engine records it for models whose first spatial "
+            "transformer reads the image (retrain the run to get it)"
+        )
+    with np.load(path) as snapshots:
+        images = torch.from_numpy(snapshots["images"]).float() / 255
+        grids = torch.from_numpy(snapshots["grids"]).float()
+        epochs, steps = snapshots["epochs"], snapshots["steps"]
+    metrics = read_json(Path(run_dir) / "metrics.json")
+    height, width = images.shape[-2:]
+    samples = len(images)
+    pictures = []
+    for epoch, step, grid in zip(epochs, steps, grids, strict=True):
+        output = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
+                               align_corners=ALIGN_CORNERS)
+        outlines = sampled_outline(grid, height, width)
+        figure = Figure(figsize=(1.1 * samples, 2.6), dpi=100, layout="constrained")
+        axes = figure.subplots(2, samples, squeeze=False)
+        for column in range(samples):
+            _draw(axes[0, column], images[column], outlines[column])
+            _draw(axes[1, column], output[column])
+        axes[0, 0].set_ylabel("input", fontsize=8)
+        axes[1, 0].set_ylabel("ST output", fontsize=8)
+        figure.suptitle(
+            f"{metrics['model']} on {metrics['dataset']} {metrics['distortion']} "
+            f"{metrics['severity']:g}, seed {metrics['seed']}: epoch {epoch:.2f} (step {step})",
+            fontsize=9,
+        )
+        pictures.append(_figure_image(figure))
     return pictures
 
 
@@ -214,15 +259,24 @@ def moving_path(out: Path) -> Path:
     return Path(out).with_name(f"{Path(out).stem}-moving.gif")
 
 
+def evolution_path(out: Path) -> Path:
+    return Path(out).with_name(f"{Path(out).stem}-evolution.gif")
+
+
+def _write_gif(path: Path, frames: list[Image.Image], frame_ms: int) -> None:
+    first, *rest = frames
+    atomic_write(path, lambda tmp: first.save(tmp, format="GIF", save_all=True,
+                                              append_images=rest, duration=frame_ms, loop=0))
+
+
 def write_viz(run_dir: Path, out: Path, data_dir: Path | None = None) -> list[Path]:
     """``out`` (PNG or PDF: the transformers on clean and distorted test images) and, beside it,
-    ``<out stem>-moving.gif``."""
+    ``<out stem>-moving.gif`` and ``<out stem>-evolution.gif``."""
     run = load_run(run_dir, data_dir)
+    evolution = evolution_frames(run_dir)
     figure = transformer_figure(run, test_batches(run))
     out = Path(out)
     atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix[1:] or "png", dpi=150))
-    first, *rest = moving_frames(run)
-    gif = moving_path(out)
-    atomic_write(gif, lambda tmp: first.save(tmp, format="GIF", save_all=True, append_images=rest,
-                                             duration=MOVING_FRAME_MS, loop=0))
-    return [out, gif]
+    _write_gif(moving_path(out), moving_frames(run), MOVING_FRAME_MS)
+    _write_gif(evolution_path(out), evolution, EVOLUTION_FRAME_MS)
+    return [out, moving_path(out), evolution_path(out)]

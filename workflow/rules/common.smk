@@ -76,7 +76,7 @@ def all_viz(wildcards=None) -> list[Path]:
     return [
         RESULTS / "viz" / f"{cell}{suffix}"
         for cell in cells.index[cells["viz"]]
-        for suffix in (".png", "-moving.gif")
+        for suffix in (".png", "-moving.gif", "-evolution.gif")
     ]
 
 

@@ -15,6 +15,12 @@ rule viz:
             category="What the transformers do",
             labels={"cell": "{cell}", "picture": "growing distortion"},
         ),
+        evolution=report(
+            RESULTS / "viz" / "{cell}-evolution.gif",
+            caption="../report/viz_evolution.rst",
+            category="What the transformers do",
+            labels={"cell": "{cell}", "picture": "over training"},
+        ),
     log:
         LOGS / "viz" / "{cell}.log",
     params:
