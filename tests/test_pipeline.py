@@ -223,6 +223,19 @@ def validated(config: dict) -> dict:
     return config
 
 
+@pytest.mark.parametrize("preset", sorted(path.name for path in (REPO / "config").glob("*.yaml")))
+def test_every_preset_is_valid_and_builds_its_grid(
+    preset: str, data_dir: Path, gtsrb_archives: Path
+) -> None:
+    config = yaml.safe_load((REPO / "config" / preset).read_text())
+    config.update(data_dir=str(data_dir))
+    config.setdefault("gtsrb", {})["archives"] = str(gtsrb_archives)
+    grid = pipeline.build_grid(validated(config))
+    assert len(grid.cells) > 0
+    if preset == "cpu.yaml":  # Table 1's 4 models x 4 families and the rotation sweep, 3 seeds
+        assert len(grid.cells) == (4 * 4 + 2 * 3) * 3
+
+
 def test_schema_knows_every_distortion_family() -> None:
     schema = yaml.safe_load(SCHEMA.read_text())
     families = schema["$defs"]["experiment"]["properties"]["distortions"]["items"]["enum"]
