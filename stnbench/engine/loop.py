@@ -212,6 +212,9 @@ def run(spec: RunSpec, out: Path) -> dict:
         log(f"{metrics_path}: finished run ({finished['status']}), not retrained")
         return finished
     started = time.perf_counter()
+    # Resolved (and cached) now: the commit of the code this process loaded, not whatever the
+    # checkout holds when a long run ends.
+    provenance.git_commit()
     set_threads(spec.threads)
     device = torch.device(spec.device)
     bit_reproducible = set_determinism(device)
