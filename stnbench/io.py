@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def _current_umask() -> int:
     umask = os.umask(0)
@@ -43,6 +45,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_npz(path: Path, *, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """``arrays`` saved by ``np.savez`` (``np.savez_compressed``) to ``path``, atomically."""
+    save = np.savez_compressed if compressed else np.savez
+
+    def write(tmp: Path) -> None:
+        # A file handle, because np.savez would append ".npz" to the temporary file's name.
+        with open(tmp, "wb") as handle:
+            save(handle, **arrays)
+
+    atomic_write(path, write)
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

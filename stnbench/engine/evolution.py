@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from stnbench.datasets import Split
-from stnbench.io import atomic_write
+from stnbench.io import atomic_write_npz
 from stnbench.models import spatial_transformers
 
 EVOLUTION_NAME = "evolution.npz"
@@ -41,7 +41,7 @@ class EvolutionRecorder:
         self.model = model
         self.transformer = transformers[0] if transformers else None
         self.batch = batch
-        self.due = sorted({round(k * total_steps / frames) for k in range(frames + 1)})
+        self.due = {round(k * total_steps / frames) for k in range(frames + 1)}
         self.steps: list[int] = []
         self.grids: list[torch.Tensor] = []
 
@@ -80,22 +80,16 @@ class EvolutionRecorder:
         if state:
             self.steps, self.grids = list(state["steps"]), list(state["grids"])
 
-    def save(self, path: Path, steps_per_epoch: int) -> bool:
-        """Write the snapshots to ``path``; returns whether there were any."""
+    def save(self, path: Path, steps_per_epoch: int) -> None:
+        """Write the snapshots to ``path``, if there are any."""
         if not self.enabled or not self.grids:
-            return False
-
-        def write(tmp: Path) -> None:
-            # A file handle, because np.savez would append ".npz" to the temporary file's name.
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(
-                    handle,
-                    images=self.batch.images.cpu().numpy(),
-                    labels=self.batch.labels.cpu().numpy(),
-                    steps=np.asarray(self.steps, np.int64),
-                    epochs=np.asarray(self.steps, np.float64) / steps_per_epoch,
-                    grids=torch.stack(self.grids).numpy(),
-                )
-
-        atomic_write(path, write)
-        return True
+            return
+        atomic_write_npz(
+            path,
+            compressed=True,
+            images=self.batch.images.cpu().numpy(),
+            labels=self.batch.labels.cpu().numpy(),
+            steps=np.asarray(self.steps, np.int64),
+            epochs=np.asarray(self.steps, np.float64) / steps_per_epoch,
+            grids=torch.stack(self.grids).numpy(),
+        )

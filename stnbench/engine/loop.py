@@ -30,7 +30,7 @@ from stnbench.engine.metrics import confusion_matrix, per_class_accuracy
 from stnbench.engine.recipes import ScheduleFactor
 from stnbench.engine.spec import RunSpec, identity
 from stnbench.errors import StnbenchError
-from stnbench.io import atomic_write, atomic_write_json
+from stnbench.io import atomic_write_json, atomic_write_npz
 from stnbench.models import count_flops, count_parameters, create_model, parameter_groups
 from stnbench.paths import cache_dir, resolve_archives, resolve_data_dir
 from stnbench.transforms import Distortion, cached_distorted_split, distort_split, get_distortion
@@ -360,7 +360,11 @@ def run(spec: RunSpec, out: Path) -> dict:
         test = load_eval_split(data, "test", distortion, spec)
         test_eval = _evaluate(model, test, spec, device)
         metrics.update(_test_fields(test_eval, test, data.num_classes))
-        atomic_write(out / PREDICTIONS_NAME, lambda tmp: _write_predictions(tmp, test_eval, test))
+        atomic_write_npz(
+            out / PREDICTIONS_NAME,
+            predicted=test_eval.predicted.numpy().astype(np.int64),
+            label=test.labels.cpu().numpy().astype(np.int64),
+        )
     metrics.update(
         {
             "status": "ok" if reason is None else "diverged",
@@ -393,16 +397,6 @@ def _evaluate(
         precision=spec.precision,
         channels_last=spec.channels_last,
     )
-
-
-def _write_predictions(path: Path, evaluation: Evaluation, test: Split) -> None:
-    # A file handle, because np.savez would append ".npz" to the temporary file's name.
-    with open(path, "wb") as handle:
-        np.savez(
-            handle,
-            predicted=evaluation.predicted.numpy().astype(np.int64),
-            label=test.labels.cpu().numpy().astype(np.int64),
-        )
 
 
 def _metrics_header(
