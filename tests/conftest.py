@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from stnbench.datasets import DatasetTensors, load_dataset, prepare_dataset
+from stnbench.paths import ARCHIVES_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -24,9 +25,14 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def gtsrb_archives() -> Path:
-    path = SHARED_DATA / "gtsrb-32px"
+    """The real GTSRB archives: $STNBENCH_GTSRB_ARCHIVES, else the development data beside the
+    checkout (../shared/data/gtsrb-32px)."""
+    path = Path(os.environ.get(ARCHIVES_ENV) or SHARED_DATA / "gtsrb-32px")
     if not (path / "GTSRB_Final_Training_Images.zip").is_file():
-        pytest.skip(f"real GTSRB archives not found in {path} (see ../shared/data/README.md)")
+        pytest.skip(
+            f"real GTSRB archives not found in {path} (set ${ARCHIVES_ENV}, or see "
+            "../shared/data/README.md)"
+        )
     return path
 
 
