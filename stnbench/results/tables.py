@@ -31,6 +31,10 @@ SCALE_NOTES = {
     UNSPECIFIED_SCALE: "the runs record no scale",
 }
 NO_RUNS = "No runs yet under {runs_dir}."
+NOT_RUN = "not run"
+NOT_RUN_NOTE = (f"{NOT_RUN}: no run of this model, or of this family, at this scale: not in the "
+                "grid that produced these results (unlike missing: a seed that other models "
+                "finished).")
 COUNTING_NOTE = ("Cells: mean ± sample std over seeds (n = finished seeds); a seed that any model "
                  "ran on the condition but this model did not finish is shown as diverged or "
                  "missing, never averaged in.")
@@ -172,7 +176,7 @@ def gtsrb_table(results: Results, comparisons: pd.DataFrame) -> Table:
     if runs.empty:
         table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
     table.notes += scale_notes(runs)
-    table.notes += [*test_set_notes(runs), COUNTING_NOTE, SIGNIFICANCE_NOTE,
+    table.notes += [*test_set_notes(runs), COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
                     *duplicate_note(results)]
     models = [*GTSRB_MODELS, *sorted(set(runs["model"]) - set(GTSRB_MODELS))]
     marks = significance_marks(comparisons)
@@ -226,7 +230,7 @@ def _gtsrb_display(cells: pd.DataFrame, runs: pd.DataFrame, bench: pd.DataFrame,
             "—",
             format_count(model_runs["params"].max()),
             format_number(published.GTSRB_MODEL_ACCURACY.get(cell.model, (math.nan,))[0]),
-            format_cell(cell_series) + marks.get(key, ""),
+            (format_cell(cell_series) + marks.get(key, "")) if not model_runs.empty else NOT_RUN,
             ("—" if math.isnan(cell.ci_low)
              else f"{100 * cell.ci_low:.2f} to {100 * cell.ci_high:.2f}"),
             ensemble_text(model_runs),
@@ -296,7 +300,7 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
     if runs.empty:
         table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
     table.notes += scale_notes(runs)
-    table.notes += [*test_set_notes(runs), COUNTING_NOTE, SIGNIFICANCE_NOTE,
+    table.notes += [*test_set_notes(runs), COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
                     *duplicate_note(results)]
     paper = published.stn_table1().set_index(["model", "distortion"])["error_pct"]
     paper_names = published.stn_table1().groupby("model")["paper_model"].first()
@@ -320,13 +324,17 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
         cells["difference_pp"] = 100 * cells["mean"] - cells["paper_error_pct"]
         data.append(cells)
         display = []
+        ran_models, ran_families = set(at_scale["model"]), set(at_scale["distortion"])
         for model in models:
             row = {"model": model, "paper name": paper_names.get(model, "—")}
             for distortion in distortions:
                 cell = cells[(cells["model"] == model)
                              & (cells["distortion"] == distortion)].iloc[0]
                 key = (scale, "mnist", distortion, 1.0, model)
-                row[f"{distortion}: ours"] = format_cell(cell) + marks.get(key, "")
+                row[f"{distortion}: ours"] = (
+                    format_cell(cell) + marks.get(key, "")
+                    if model in ran_models and distortion in ran_families else NOT_RUN
+                )
                 row[f"{distortion}: paper"] = format_number(cell["paper_error_pct"], 1)
                 row[f"{distortion}: Δ"] = ("—" if math.isnan(cell["difference_pp"])
                                            else f"{cell['difference_pp']:+.2f}")
