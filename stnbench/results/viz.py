@@ -103,11 +103,22 @@ def _picture(tensor: torch.Tensor) -> tuple[np.ndarray, str | None]:
     return energy.cpu().numpy(), "magma"
 
 
+# Room around every picture for a sampled region that reaches past the image, as a fraction of
+# its side; without fixed limits each panel would grow to fit its outline and the pictures of
+# one figure (or of one GIF's frames) would be drawn at different scales.
+OUTLINE_MARGIN = 0.15
+
+
 def _draw(ax, tensor: torch.Tensor, outline: np.ndarray | None = None) -> None:
     picture, cmap = _picture(tensor)
     ax.imshow(picture, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     if outline is not None:
         ax.plot(outline[:, 0], outline[:, 1], color="#00e5ff", linewidth=1.2)
+    height, width = picture.shape[:2]
+    margin = OUTLINE_MARGIN * max(height, width)
+    ax.set_xlim(-0.5 - margin, width - 0.5 + margin)
+    ax.set_ylim(height - 0.5 + margin, -0.5 - margin)
+    ax.set_facecolor("#b0b0b0")
     ax.set_xticks([])
     ax.set_yticks([])
 
