@@ -83,6 +83,5 @@ def test_viz_of_a_trained_run(mnist: DatasetTensors, data_dir: Path, tmp_path: P
 
 
 def test_viz_without_snapshots_names_the_missing_file(tmp_path: Path):
-    (tmp_path / "metrics.json").write_text("{}")
     with pytest.raises(StnbenchError, match=r"evolution\.npz: does not exist"):
-        evolution_frames(tmp_path)
+        evolution_frames(tmp_path, {})

@@ -245,9 +245,10 @@ def _figure_image(figure: Figure) -> Image.Image:
     return Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
 
 
-def evolution_frames(run_dir: Path) -> list[Image.Image]:
+def evolution_frames(run_dir: Path, metrics: dict) -> list[Image.Image]:
     """The fixed validation batch with the first transformer's sampled region outlined, above
-    its output, at each snapshot the engine took during training."""
+    its output, at each snapshot the engine took during training; ``metrics`` (the run's
+    metrics.json) titles the frames."""
     path = Path(run_dir) / EVOLUTION_NAME
     if not path.is_file():
         raise StnbenchError(
@@ -258,7 +259,6 @@ def evolution_frames(run_dir: Path) -> list[Image.Image]:
         images = torch.from_numpy(snapshots["images"]).float() / 255
         grids = torch.from_numpy(snapshots["grids"]).float()
         epochs, steps = snapshots["epochs"], snapshots["steps"]
-    metrics = read_json(Path(run_dir) / "metrics.json")
     height, width = images.shape[-2:]
     samples = len(images)
     pictures = []
@@ -300,7 +300,7 @@ def write_viz(run_dir: Path, out: Path, data_dir: Path | None = None) -> list[Pa
     """``out`` (PNG or PDF: the transformers on clean and distorted test images) and, beside it,
     ``<out stem>-moving.gif`` and ``<out stem>-evolution.gif``."""
     run = load_run(run_dir, data_dir)
-    evolution = evolution_frames(run_dir)
+    evolution = evolution_frames(run_dir, run.metrics)
     figure = transformer_figure(run, test_batches(run))
     out = Path(out)
     atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix[1:] or "png", dpi=150))
