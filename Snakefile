@@ -24,7 +24,14 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
+# The grid's own files as well as the tables: where the tables are newer than every metrics
+# file present (as in a clone of committed results), Snakemake would otherwise take them as
+# up to date and never look for the cells still missing.
 rule all:
     default_target: True
     input:
         rules.aggregate.output,
+        all_metrics,
+        all_benches,
+        all_viz,
+        all_galleries,

@@ -340,6 +340,25 @@ def job_device(config: Mapping[str, Any]) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_finished_cell(metrics_path: Path, spec: Mapping[str, Any], device: str) -> None:
+    """Refuses, before any job starts, a cell whose finished run is not the run its spec now
+    describes (another schedule, model definition or device): Snakemake deletes a job's
+    output before running it, so training the cell again would lose that run.
+
+    Whether a finished cell is up to date is decided here, by content, rather than by file
+    times: a fresh clone writes the committed spec.yaml files after their metrics.json.
+    """
+    if not metrics_path.exists():
+        return
+    model = str(spec["model"])
+    if model.endswith((".yaml", ".yml")) and not Path(model).exists():
+        return  # a variant's definition, written by the workflow before the cell trains
+    # Imported here: the model registry loads torch, which `snakemake tables` does without.
+    from stnbench.engine.spec import finished_run, resolve_spec
+
+    finished_run(metrics_path, resolve_spec({**spec, "device": device}).config())
+
+
 def write_run_spec(path: Path | str, spec: Mapping[str, Any]) -> None:
     """The cell's run spec: what ``stnbench train --spec`` reads, and a record of the cell."""
     atomic_write_text(Path(path), yaml.safe_dump(dict(spec), sort_keys=True))

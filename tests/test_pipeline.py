@@ -5,6 +5,7 @@ configs that fail before any job with a message naming what is wrong."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,72 @@ def test_rerun_has_nothing_to_do(finished: Path) -> None:
     result = snakemake(finished, "--dry-run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def copy_of(finished: Path, workdir: Path, *, metadata: bool = False) -> Path:
+    """The finished working directory; without ``metadata`` (Snakemake's own records of the
+    jobs) as a clone of committed results has it."""
+    ignore = None if metadata else shutil.ignore_patterns(".snakemake")
+    shutil.copytree(finished, workdir, ignore=ignore)
+    return workdir
+
+
+def without_data(workdir: Path, data_dir: Path) -> None:
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["data_dir"] = str(data_dir)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_a_clone_of_finished_results_trains_nothing(finished: Path, tmp_path: Path) -> None:
+    workdir = copy_of(finished, tmp_path / "clone")
+    # git writes a cell's spec.yaml after its metrics.json ...
+    for spec in workdir.glob("results/runs/*/spec.yaml"):
+        spec.touch()
+    without_data(workdir, tmp_path / "no-data-yet")  # ... and a clone has no prepared data
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_deleting_the_data_folder_retrains_nothing(finished: Path, tmp_path: Path) -> None:
+    workdir = copy_of(finished, tmp_path / "deleted", metadata=True)
+    without_data(workdir, tmp_path / "deleted-data")
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_missing_cell_is_trained_even_where_the_tables_are_newer(
+    finished: Path, tmp_path: Path
+) -> None:
+    workdir = copy_of(finished, tmp_path / "partial")
+    missing = sorted(workdir.glob("results/runs/*/metrics.json"))[0]
+    missing.unlink()
+    for output in (*workdir.glob("results/tables/*"), *workdir.glob("results/plots/*")):
+        output.touch()  # as after `snakemake tables` on a grid still being run
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stderr[-4000:]
+    output = result.stdout + result.stderr
+    assert job_counts(output)["train"] == 1
+    assert f"cell={missing.parent.name}" in output
+
+
+def test_changed_settings_of_a_finished_cell_fail_before_any_job(
+    finished: Path, tmp_path: Path
+) -> None:
+    workdir = copy_of(finished, tmp_path / "changed")
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["experiments"]["distorted-mnist"]["train"]["epochs"] = 2
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = {path: path.stat().st_mtime_ns for path in workdir.glob("results/runs/*/*")}
+
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    assert re.search(
+        r"runs/dataset~mnist\S+/metrics\.json: holds a finished run whose 'epochs' differs",
+        result.stdout + result.stderr,
+    )
+    assert {path: path.stat().st_mtime_ns for path in runs if path.exists()} == runs
 
 
 def test_new_variant_adds_only_its_cells(finished: Path) -> None:

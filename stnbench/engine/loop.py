@@ -1,7 +1,6 @@
 """One cell of the grid: train on distorted data held on the device, select the epoch on the
 validation split, then evaluate the selected weights on the test split once."""
 
-import json
 import math
 import os
 import sys
@@ -28,7 +27,7 @@ from stnbench.engine.evaluate import Evaluation, autocast, evaluate
 from stnbench.engine.evolution import EVOLUTION_NAME, EvolutionRecorder, fixed_batch
 from stnbench.engine.metrics import confusion_matrix, per_class_accuracy
 from stnbench.engine.recipes import ScheduleFactor
-from stnbench.engine.spec import RunSpec, identity
+from stnbench.engine.spec import RunSpec, finished_run, identity
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write_json, atomic_write_npz
 from stnbench.models import count_flops, count_parameters, create_model, parameter_groups
@@ -185,20 +184,6 @@ def load_eval_split(
     return _limit(split, spec.limit_eval)
 
 
-def _finished(metrics_path: Path, config: dict) -> dict | None:
-    if not metrics_path.exists():
-        return None
-    metrics = json.loads(metrics_path.read_text())
-    old, new = identity(metrics.get("config", {})), identity(config)
-    if old != new:
-        key = next(key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key))
-        raise StnbenchError(
-            f"{metrics_path}: holds a finished run whose {key!r} differs; "
-            "remove the folder or choose another --out"
-        )
-    return metrics
-
-
 def run(spec: RunSpec, out: Path) -> dict:
     """Train, select and test one run into ``out``; returns the metrics written there.
 
@@ -207,7 +192,7 @@ def run(spec: RunSpec, out: Path) -> dict:
     out = Path(out)
     config = spec.config()
     metrics_path = out / METRICS_NAME
-    finished = _finished(metrics_path, config)
+    finished = finished_run(metrics_path, config)
     if finished is not None:
         log(f"{metrics_path}: finished run ({finished['status']}), not retrained")
         return finished

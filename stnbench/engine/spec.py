@@ -103,6 +103,25 @@ def identity(config: Mapping[str, Any]) -> dict:
     return same
 
 
+def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> dict | None:
+    """The metrics of the finished run at ``metrics_path``, or None where there is none yet.
+
+    A finished run that is not the run ``config`` describes is an error, never overwritten:
+    it may have cost hours, and removing it is the user's decision.
+    """
+    if not metrics_path.exists():
+        return None
+    metrics = json.loads(metrics_path.read_text())
+    old, new = identity(metrics.get("config", {})), identity(config)
+    if old != new:
+        key = next(key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key))
+        raise StnbenchError(
+            f"{metrics_path}: holds a finished run whose {key!r} differs from the run asked "
+            "for; remove that run's folder to train it again, or write the new run elsewhere"
+        )
+    return metrics
+
+
 def model_definition(model: str) -> dict:
     """The model's registry entry: name, data sets, recipe, source and whole definition."""
     return model_info(model)

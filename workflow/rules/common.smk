@@ -48,18 +48,35 @@ def gpus(wildcards=None) -> int:
 
 
 def model_inputs(model_arg: str) -> list[str]:
-    """A variant's YAML file, so that editing it reruns the variant's cells."""
+    """A variant's YAML file, which the workflow may have to write before the cell runs."""
     return [model_arg] if model_arg.endswith((".yaml", ".yml")) else []
+
+
+def prepared_data(prep_id: str, *outputs: Path) -> list:
+    """The prepared data set, unless it is still to be prepared for a job that is done.
+
+    Snakemake reruns everything downstream of a job it runs, `ancient` or not: in a fresh
+    clone of committed results (no data prepared yet) a data dependency would retrain every
+    finished cell. Where the data is there, it stays an input, as it was when the job ran.
+    `ancient`: a data folder shared between working directories may be prepared again by
+    another one.
+    """
+    marker = DATA_DIR / "prepared" / f"{prep_id}.json"
+    if not marker.exists() and all(Path(output).exists() for output in outputs):
+        return []
+    return [ancient(marker)]
 
 
 def train_inputs(wildcards) -> dict:
     cell = grid().cells.loc[wildcards.cell]
+    metrics = RUNS / wildcards.cell / "metrics.json"
+    pipeline.check_finished_cell(metrics, cell["spec"], device())
+    # ancient: whether a finished cell is up to date is decided by content, just above, not
+    # by file times: a fresh clone writes a cell's spec.yaml after its metrics.json.
     return {
-        "spec": RUNS / wildcards.cell / "spec.yaml",
-        # ancient: a data folder shared between working directories may be prepared again
-        # later by another one; that must not make every finished cell here look outdated.
-        "data": ancient(DATA_DIR / "prepared" / f"{grid().prep_of(wildcards.cell).id}.json"),
-        "model": model_inputs(cell["model_arg"]),
+        "spec": ancient(RUNS / wildcards.cell / "spec.yaml"),
+        "data": prepared_data(grid().prep_of(wildcards.cell).id, metrics),
+        "model": [ancient(path) for path in model_inputs(cell["model_arg"])],
     }
 
 
@@ -71,13 +88,15 @@ def all_benches(wildcards=None) -> list[Path]:
     return [BENCH / device() / f"{bench}.json" for bench in grid().benches.index]
 
 
+def viz_outputs(cell: str) -> list[Path]:
+    return [
+        RESULTS / "viz" / f"{cell}{suffix}" for suffix in (".png", "-moving.gif", "-evolution.gif")
+    ]
+
+
 def all_viz(wildcards=None) -> list[Path]:
     cells = grid().cells
-    return [
-        RESULTS / "viz" / f"{cell}{suffix}"
-        for cell in cells.index[cells["viz"]]
-        for suffix in (".png", "-moving.gif", "-evolution.gif")
-    ]
+    return [path for cell in cells.index[cells["viz"]] for path in viz_outputs(cell)]
 
 
 def all_galleries(wildcards=None) -> list[Path]:

@@ -1,7 +1,9 @@
 rule viz:
     input:
         metrics=RUNS / "{cell}" / "metrics.json",
-        data=lambda wildcards: train_inputs(wildcards)["data"],
+        data=lambda wildcards: prepared_data(
+            grid().prep_of(wildcards.cell).id, *viz_outputs(wildcards.cell)
+        ),
     output:
         picture=report(
             RESULTS / "viz" / "{cell}.png",
@@ -35,7 +37,9 @@ rule viz:
 
 rule gallery:
     input:
-        ancient(DATA_DIR / "prepared" / "{prep}.json"),
+        lambda wildcards: prepared_data(
+            wildcards.prep, RESULTS / "gallery" / f"{wildcards.prep}.png"
+        ),
     output:
         report(
             RESULTS / "gallery" / "{prep}.png",
