@@ -1,12 +1,13 @@
-"""Training throughput of `moodstocks-2st` at 48 px: fp32 eager against bf16 autocast with
-channels_last, through `stnbench train`'s own loop (`train_epoch`), batch 50 as in the
-Moodstocks recipe.
+"""Training throughput of a GTSRB model (default `moodstocks-2st` at 48 px): fp32 eager
+against bf16 autocast with channels_last, through `stnbench train`'s own loop
+(`train_epoch`), batch 50 as in the Moodstocks recipe.
 
 Throughput does not depend on pixel values, so the images are random uint8 tensors of
-GTSRB's shape (3x48x48, 43 classes); accuracy at each precision is checked by training runs.
+GTSRB's shape (3xSIZExSIZE, 43 classes); accuracy at each precision is checked by training runs.
 
-Usage: .venv/bin/python benchmarks/precision.py [--images 1000] [--threads 2]
-Writes results/benchmarks/precision.json.
+Usage: .venv/bin/python benchmarks/precision.py [--model M] [--size 32|48] [--images 1000]
+    [--threads 2] [--out FILE]
+Writes results/benchmarks/precision.json unless --out says otherwise.
 """
 
 import argparse
@@ -22,15 +23,15 @@ from stnbench.engine.loop import set_determinism, train_epoch
 from stnbench.io import atomic_write_json
 from stnbench.models import create_model
 
-MODEL = "moodstocks-2st"
-SIZE = 48
 CLASSES = 43
 BATCH_SIZE = 50
 
 
-def throughput(split: Split, precision: str, channels_last: bool) -> float:
+def throughput(
+    name: str, size: int, split: Split, precision: str, channels_last: bool
+) -> float:
     torch.manual_seed(0)
-    model = create_model(MODEL, in_channels=3, input_size=SIZE, num_classes=CLASSES)
+    model = create_model(name, in_channels=3, input_size=size, num_classes=CLASSES)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -51,6 +52,8 @@ def throughput(split: Split, precision: str, channels_last: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="moodstocks-2st", help="a GTSRB zoo model")
+    parser.add_argument("--size", type=int, default=48, help="image side in pixels")
     parser.add_argument("--images", type=int, default=1000, help="images per measurement")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/precision.json"))
@@ -61,7 +64,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     split = Split(
         images=torch.randint(
-            0, 256, (args.images, 3, SIZE, SIZE), dtype=torch.uint8, generator=generator
+            0, 256, (args.images, 3, args.size, args.size), dtype=torch.uint8, generator=generator
         ),
         labels=torch.randint(0, CLASSES, (args.images,), generator=generator),
     )
@@ -71,7 +74,7 @@ def main() -> None:
         ("fp32_channels_last", "fp32", True),
         ("bf16_channels_last", "bf16", True),
     ):
-        results[name] = throughput(split, precision, channels_last)
+        results[name] = throughput(args.model, args.size, split, precision, channels_last)
         print(f"{name}: {results[name]:.1f} images/s")
     ratio = results["bf16_channels_last"] / results["fp32"]
     print(f"bf16 + channels_last / fp32: {ratio:.2f}x")
@@ -80,8 +83,8 @@ def main() -> None:
         args.out,
         {
             "benchmark": "precision",
-            "model": MODEL,
-            "image_size": SIZE,
+            "model": args.model,
+            "image_size": args.size,
             "batch_size": BATCH_SIZE,
             "images_per_s": results,
             "bf16_over_fp32": ratio,
