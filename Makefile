@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 4
+# `make demo` trains the demo afresh into DEMO_OUT (git-ignored): results/demo is the committed
+# reference to compare it with, and a workflow keeps the finished runs it finds.
+DEMO_OUT ?= results/demo-rerun
 # `make tables CONFIG=config/config.yaml` for the full reproduction's tables.
 CONFIG ?= config/demo.yaml
 # The rules call `stnbench`; the workflow profile limits GPU jobs to one at a time.
@@ -21,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml --config results_dir=$(DEMO_OUT)
 
 reproduce: install
 	$(SNAKEMAKE) --cores $(CORES)
