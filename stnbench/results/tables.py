@@ -25,8 +25,9 @@ CELL = [*CONDITION, "model"]
 SCALE_NOTES = {
     "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
     "full": "the recipes' published training length",
-    "cpu": ("the full grid's schedules cut to what a 2-core CPU runs (config/cpu.yaml); "
-            "not comparable with published figures"),
+    "cpu": ("what a 2-core CPU runs: distorted MNIST for 2 epochs (config/cpu.yaml), GTSRB at "
+            "32 px with the published recipes (config/cpu-gtsrb.yaml); not comparable with "
+            "published figures"),
     "tiny": "a smoke test of the workflow on tiny subsets; its numbers mean nothing",
     UNSPECIFIED_SCALE: "the runs record no scale",
 }
