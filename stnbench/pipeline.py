@@ -350,9 +350,6 @@ def check_finished_cell(metrics_path: Path, spec: Mapping[str, Any], device: str
     """
     if not metrics_path.exists():
         return
-    model = str(spec["model"])
-    if model.endswith((".yaml", ".yml")) and not Path(model).exists():
-        return  # a variant's definition, written by the workflow before the cell trains
     # Imported here: the model registry loads torch, which `snakemake tables` does without.
     from stnbench.engine.spec import finished_run, resolve_spec
 

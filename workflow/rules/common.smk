@@ -70,13 +70,17 @@ def prepared_data(prep_id: str, *outputs: Path) -> list:
 def train_inputs(wildcards) -> dict:
     cell = grid().cells.loc[wildcards.cell]
     metrics = RUNS / wildcards.cell / "metrics.json"
-    pipeline.check_finished_cell(metrics, cell["spec"], device())
+    model_files = model_inputs(cell["model_arg"])
+    # A variant's definition is written by the workflow before its cells train: a finished
+    # cell is compared with its run once the definition is there.
+    if all(Path(path).exists() for path in model_files):
+        pipeline.check_finished_cell(metrics, cell["spec"], device())
     # ancient: whether a finished cell is up to date is decided by content, just above, not
     # by file times: a fresh clone writes a cell's spec.yaml after its metrics.json.
     return {
         "spec": ancient(RUNS / wildcards.cell / "spec.yaml"),
         "data": prepared_data(grid().prep_of(wildcards.cell).id, metrics),
-        "model": [ancient(path) for path in model_inputs(cell["model_arg"])],
+        "model": [ancient(path) for path in model_files],
     }
 
 
