@@ -131,8 +131,12 @@ def accuracy_vs_params(results: Results) -> Figure:
             _published_gtsrb_points(ax)
         ax.set_xscale("log")
         # Ticks at 1, 2 and 5 of each decade, so that a panel spanning less than a decade
-        # still has labelled ticks, and no crowded labels on the minor ones.
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        # still has labelled ticks, and no crowded labels on the minor ones. Within a factor
+        # of 2 that gives at most one tick and matplotlib falls back to labelling every
+        # minor one; a few evenly spaced ticks read better there.
+        span = ax.dataLim.x1 / ax.dataLim.x0
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4) if span < 2
+                                   else LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.margins(x=0.15, y=0.15)
