@@ -1,9 +1,10 @@
 """McNemar's test on the validation split between two finished runs, from their checkpoints.
 
 A run's predictions.npz holds its test predictions only; the validation predictions of the
-selected epoch are recomputed here from the checkpoint's selected weights, which never leave
-the machine that trained them. Each run's recomputed validation accuracy is written beside the
-one in its metrics.json: equal figures show that the weights are the ones selected.
+selected epoch are recomputed here from the checkpoint's selected weights (loaded as
+`stnbench viz` loads them), which never leave the machine that trained them. Each run's
+recomputed validation accuracy is written beside the one in its metrics.json: equal figures
+show that the weights are the ones selected.
 
 Usage: .venv/bin/python benchmarks/val_mcnemar.py BASELINE_RUN MODEL_RUN [--threads 2]
     [--out FILE]
@@ -19,17 +20,14 @@ import numpy as np
 import torch
 
 from stnbench import provenance
-from stnbench.datasets import load_dataset
 from stnbench.device import set_threads
-from stnbench.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from stnbench.engine.evaluate import evaluate
 from stnbench.engine.loop import METRICS_NAME, load_eval_split
 from stnbench.engine.spec import finished_run, resolve_spec
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write_json
-from stnbench.models import create_model
-from stnbench.paths import resolve_data_dir
 from stnbench.results.stats import mcnemar_exact
+from stnbench.results.viz import load_run
 from stnbench.transforms import get_distortion
 
 
@@ -38,29 +36,14 @@ def val_correct(run: Path, threads: int, data_dir: str) -> tuple[np.ndarray, dic
     flags = {"device": "cpu", "threads": threads, "data_dir": data_dir}
     spec = resolve_spec(flags, run / "spec.yaml")
     metrics = finished_run(run / METRICS_NAME, spec.config())
-    checkpoint = load_checkpoint(run / CHECKPOINT_NAME)
-    if metrics is None or checkpoint is None:
-        raise StnbenchError(f"{run}: needs a finished run with its checkpoint")
-    data = load_dataset(
-        spec.dataset,
-        resolve_data_dir(spec.data_dir),
-        val_fraction=spec.val_fraction,
-        size=spec.size,
-        roi_crop=spec.roi_crop,
-    )
-    distortion = get_distortion(spec.distortion, spec.severity, dataset=spec.dataset)
-    model = create_model(
-        spec.model,
-        in_channels=data.channels,
-        input_size=distortion.output_size(data.image_size),
-        num_classes=data.num_classes,
-        mean=data.mean,
-        std=data.std,
-    )
+    if metrics is None:
+        raise StnbenchError(f"{run}: needs a finished run")
+    loaded = load_run(run, Path(data_dir))
+    model = loaded.model
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model.load_state_dict(checkpoint["best"]["model"])
-    val = load_eval_split(data, "val", distortion, spec)
+    distortion = get_distortion(spec.distortion, spec.severity, dataset=spec.dataset)
+    val = load_eval_split(loaded.data, "val", distortion, spec)
     result = evaluate(
         model,
         val,

@@ -137,15 +137,13 @@ def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
     config = metrics["config"]
     data_dir = resolve_data_dir(data_dir if data_dir is not None else config.get("data_dir"))
     data = load_dataset(metrics["dataset"], data_dir, size=config.get("size"),
-                        roi_crop=bool(config.get("roi_crop")))
+                        roi_crop=bool(config.get("roi_crop")),
+                        val_fraction=config.get("val_fraction"))
     distortion = get_distortion(metrics["distortion"], metrics["severity"],
                                 dataset=metrics["dataset"])
     input_size = distortion.output_size(data.image_size)
     model = create_model(metrics["model"], in_channels=data.channels, input_size=input_size,
                          num_classes=data.num_classes, mean=data.mean, std=data.std)
-    if not spatial_transformers(model):
-        raise StnbenchError(f"{run_dir}: model {metrics['model']!r} has no spatial transformer: "
-                            "nothing to draw")
     # The engine tests the best epoch's weights, kept beside the last epoch's.
     best = state.get("best") or {}
     model.load_state_dict(best.get("model") or state["model"])
@@ -300,6 +298,9 @@ def write_viz(run_dir: Path, out: Path, data_dir: Path | None = None) -> list[Pa
     """``out`` (PNG or PDF: the transformers on clean and distorted test images) and, beside it,
     ``<out stem>-moving.gif`` and ``<out stem>-evolution.gif``."""
     run = load_run(run_dir, data_dir)
+    if not spatial_transformers(run.model):
+        raise StnbenchError(f"{run_dir}: model {run.metrics['model']!r} has no spatial "
+                            "transformer: nothing to draw")
     evolution = evolution_frames(run_dir, run.metrics)
     figure = transformer_figure(run, test_batches(run))
     out = Path(out)
