@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from stnbench.cli import main
+from stnbench.errors import StnbenchError
 from stnbench.results.collect import collect
 from stnbench.results.compare import compare_with_baselines
 from stnbench.results.tables import build_tables, format_cell
@@ -17,10 +18,13 @@ TEST_IMAGES = 100
 
 def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, dataset="mnist",
               distortion="R", severity=1.0, scale="demo", wrong: np.ndarray | None = None,
-              params=10_000, note=None, baseline: str | None = None) -> Path:
+              params=10_000, note=None, baseline: str | None = None,
+              val_wrong: np.ndarray | None = None) -> Path:
     """A run folder as the training engine leaves it: metrics.json and predictions.npz.
 
     ``wrong`` lists the test images the model gets wrong; by default the first ones.
+    ``val_wrong``, where given, the validation images (as many as test images) it gets wrong;
+    without it the run has test predictions only, as runs written before validation ones.
     ``baseline`` defaults to the one the registered ST models declare.
     """
     run = root / f"{dataset}-{distortion}-{severity}-{model}-{seed}"
@@ -35,14 +39,22 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
             wrong = np.arange(round((1 - accuracy) * TEST_IMAGES))
         predicted = label.copy()
         predicted[wrong] = (label[wrong] + 1) % 10
-        np.savez(run / "predictions.npz", predicted=predicted, label=label)
-        accuracy = float(np.mean(predicted == label))
+        arrays = {"predicted": predicted, "label": label}
+        val_accuracy = accuracy = float(np.mean(predicted == label))
+        if val_wrong is not None:
+            val_predicted = label.copy()
+            val_predicted[val_wrong] = (label[val_wrong] + 1) % 10
+            arrays.update(val_predicted=val_predicted, val_label=label)
+            val_accuracy = float(np.mean(val_predicted == label))
+        np.savez(run / "predictions.npz", **arrays)
+    else:
+        val_accuracy = None
     metrics = {
         "status": status, "reason": None if accuracy is not None else "theta exploded",
         "dataset": dataset, "distortion": distortion, "severity": severity, "model": model,
         "seed": seed, "epochs": 2, "epochs_completed": 2, "selected_epoch": 2,
         "test_accuracy": accuracy, "test_error": None if accuracy is None else 1 - accuracy,
-        "val_accuracy": accuracy, "params": params, "flops": 20 * params,
+        "val_accuracy": val_accuracy, "params": params, "flops": 20 * params,
         "train_images_per_s": 1000.0, "device": "test cpu", "device_type": "cpu",
         "precision": "fp32",
         "history": [{"epoch": epoch, "train_loss": 1.0 / epoch, "train_accuracy": 0.5,
@@ -117,6 +129,32 @@ def test_significance_mcnemar_known_pvalue(tmp_path: Path):
     (_, display), = significance.sections
     assert display.iloc[0]["McNemar per seed (b/c, p)"] == "s0: 10/2, 0.039"
     assert display.iloc[0]["Wilcoxon p"] == "n<6"
+
+
+def test_validation_rows_where_both_runs_kept_validation_predictions(tmp_path: Path):
+    root = tmp_path / "runs"
+    # Seed 0 has validation predictions: the ST model alone right on 5, the baseline on 1.
+    write_run(root, model="moodstocks-nost", seed=0, accuracy=0.9, dataset="gtsrb",
+              distortion="none", severity=0.0, val_wrong=np.arange(5, 8))
+    write_run(root, model="moodstocks-2st", seed=0, accuracy=0.95, dataset="gtsrb",
+              distortion="none", severity=0.0, val_wrong=np.concatenate([[0, 1, 2, 3, 4], [8]]))
+    # Seed 1 predates validation predictions on the baseline's side.
+    write_run(root, model="moodstocks-nost", seed=1, accuracy=0.9, dataset="gtsrb",
+              distortion="none", severity=0.0)
+    write_run(root, model="moodstocks-2st", seed=1, accuracy=0.95, dataset="gtsrb",
+              distortion="none", severity=0.0, val_wrong=np.arange(3))
+    runs = collect(root).runs
+    val = compare_with_baselines(runs, "val").iloc[0]
+    assert (val.n_pairs, val.unpaired, val.seeds) == (1, 1, [0])
+    # Wrong: baseline 5, 6, 7; ST 0-4 and 8. Only ST right: 5, 6, 7 (b=3); only baseline: 0-4, 8.
+    assert (val.mcnemar_b, val.mcnemar_c) == (3, 6)
+    assert val.accuracy == pytest.approx(0.94) and val.baseline_accuracy == pytest.approx(0.97)
+    assert compare_with_baselines(runs, "test").iloc[0].n_pairs == 2
+    (_, display), = table(build_tables(collect(root)), "significance").sections
+    assert list(display["split"]) == ["test", "validation"]
+    assert display.iloc[1]["McNemar per seed (b/c, p)"].startswith("s0: 3/6, ")
+    with pytest.raises(StnbenchError, match="unknown split 'train'"):
+        compare_with_baselines(runs, "train")
 
 
 def test_a_variant_is_compared_with_the_baseline_its_definition_declares(tmp_path: Path):

@@ -235,6 +235,10 @@ def test_metrics_have_every_contract_key_and_predictions_match(reference_run: Pa
     assert (predictions["predicted"] == predictions["label"]).mean() == pytest.approx(
         metrics["test_accuracy"]
     )
+    # The selected epoch's validation predictions, not the last epoch's.
+    assert (predictions["val_predicted"] == predictions["val_label"]).mean() == pytest.approx(
+        metrics["val_accuracy"]
+    )
     confusion = np.array(metrics["confusion_matrix"])
     assert confusion.shape == (10, 10) and confusion.sum() == 300
     assert np.trace(confusion) / 300 == pytest.approx(metrics["test_accuracy"])
@@ -242,6 +246,35 @@ def test_metrics_have_every_contract_key_and_predictions_match(reference_run: Pa
     assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"] - 0.05
     state = torch.load(reference_run / CHECKPOINT_NAME, weights_only=True)
     assert {"model", "optimizer", "scheduler", "rng", "history", "best", "config"} <= set(state)
+
+
+def test_backfill_recomputes_the_selected_validation_predictions(
+    reference_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("metrics.json", CHECKPOINT_NAME):
+        (run / name).write_bytes((reference_run / name).read_bytes())
+    with np.load(reference_run / "predictions.npz") as arrays:
+        written = {name: arrays[name] for name in arrays.files}
+    np.savez(run / "predictions.npz", predicted=written["predicted"], label=written["label"])
+    script = REPO / "benchmarks" / "backfill_val_predictions.py"
+    command = [sys.executable, str(script), str(run), "--threads", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "validation predictions of epoch" in done.stdout
+    with np.load(run / "predictions.npz") as arrays:
+        assert set(arrays.files) == set(written)
+        for name in written:
+            np.testing.assert_array_equal(arrays[name], written[name])
+    # Weights that are not the selected ones are refused and the file is left alone.
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["val_accuracy"] -= 0.01
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    np.savez(run / "predictions.npz", predicted=written["predicted"], label=written["label"])
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode != 0 and "is not the selected epoch's" in refused.stderr
+    with np.load(run / "predictions.npz") as arrays:
+        assert set(arrays.files) == {"predicted", "label"}
 
 
 def test_transformer_snapshots_span_the_run(reference_run: Path) -> None:
@@ -416,10 +449,11 @@ def test_test_split_is_read_once_after_selection(
     assert main(train_args(out, prepared, spec, TINY_ST, "RTS", 3)) == 0
     names = [event[:2] for event in events]
     assert names.count(("load", "test")) == 1 and names.count(("evaluate", "test")) == 1
-    assert names[-2:] == [("load", "test"), ("evaluate", "test")]  # after every val epoch
-    assert names.count(("evaluate", "val")) == 3
+    # After every epoch's validation; then the selected weights' validation predictions.
+    assert names[-3:] == [("load", "test"), ("evaluate", "test"), ("evaluate", "val")]
+    assert names.count(("evaluate", "val")) == 3 + 1
     selected = json.loads((out / "metrics.json").read_text())["selected_epoch"]
     best = torch.load(out / CHECKPOINT_NAME, weights_only=True)["best"]
     assert best["epoch"] == selected
-    tested_weights = events[-1][2]
-    assert all(torch.equal(tested_weights[key], best["model"][key]) for key in tested_weights)
+    for tested_weights in (events[-2][2], events[-1][2]):
+        assert all(torch.equal(tested_weights[key], best["model"][key]) for key in tested_weights)

@@ -26,16 +26,16 @@ from stnbench.engine.divergence import CollapseCheck, Diverged, check_loss
 from stnbench.engine.evaluate import Evaluation, autocast, evaluate
 from stnbench.engine.evolution import EVOLUTION_NAME, EvolutionRecorder, fixed_batch
 from stnbench.engine.metrics import confusion_matrix, per_class_accuracy
+from stnbench.engine.predictions import PREDICTIONS_NAME, write_predictions
 from stnbench.engine.recipes import ScheduleFactor
 from stnbench.engine.spec import RunSpec, finished_run, identity
 from stnbench.errors import StnbenchError
-from stnbench.io import atomic_write_json, atomic_write_npz
+from stnbench.io import atomic_write_json
 from stnbench.models import count_flops, count_parameters, create_model, parameter_groups
 from stnbench.paths import cache_dir, resolve_archives, resolve_data_dir
 from stnbench.transforms import Distortion, cached_distorted_split, distort_split, get_distortion
 
 METRICS_NAME = "metrics.json"
-PREDICTIONS_NAME = "predictions.npz"
 # On CUDA a per-step check would synchronise the device every step.
 CHECK_EVERY = {"cpu": 1, "cuda": 25}
 
@@ -345,10 +345,15 @@ def run(spec: RunSpec, out: Path) -> dict:
         test = load_eval_split(data, "test", distortion, spec)
         test_eval = _evaluate(model, test, spec, device)
         metrics.update(_test_fields(test_eval, test, data.num_classes))
-        atomic_write_npz(
+        # The selected weights' validation predictions are computed again rather than kept
+        # from training, so that a run resumed from any checkpoint writes them the same way.
+        selected_val_eval = _evaluate(model, val, spec, device)
+        write_predictions(
             out / PREDICTIONS_NAME,
-            predicted=test_eval.predicted.numpy().astype(np.int64),
-            label=test.labels.cpu().numpy().astype(np.int64),
+            {
+                "test": (test_eval.predicted.numpy(), test.labels.cpu().numpy()),
+                "val": (selected_val_eval.predicted.numpy(), val.labels.cpu().numpy()),
+            },
         )
     metrics.update(
         {

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
 from stnbench.errors import StnbenchError
 from stnbench.models import DATASET_INPUTS
 from stnbench.transforms import get_distortion
@@ -38,7 +39,8 @@ RUN_COLUMNS = (
     "test_set_name",
     "test_set_size",
     "test_set_note",
-    "has_predictions",
+    "has_test_predictions",
+    "has_val_predictions",
     "has_st",
     "baseline",
     "description",
@@ -84,6 +86,7 @@ def _run_record(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         info = config.get("model_definition") or {}
         definition = info.get("definition") or {}
         test_set = metrics.get("test_set") or {}
+        splits = stored_splits(path.parent / PREDICTIONS_NAME)
         return {
             "scale": metrics.get("scale") or config.get("scale") or UNSPECIFIED_SCALE,
             "dataset": metrics["dataset"],
@@ -108,7 +111,7 @@ def _run_record(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
             "test_set_name": test_set.get("name"),
             "test_set_size": test_set.get("size"),
             "test_set_note": test_set.get("note"),
-            "has_predictions": (path.parent / "predictions.npz").is_file(),
+            **{f"has_{split}_predictions": split in splits for split in SPLITS},
             "has_st": _has_spatial_transformer(definition.get("layers", [])),
             "baseline": definition.get("baseline"),
             "description": info.get("description") or None,
@@ -170,16 +173,14 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
     return runs, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), tuple(duplicates)
 
 
-def load_correct(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(correct, label) per test image of a run, in test-set order, from its predictions.npz."""
-    path = Path(run_dir) / "predictions.npz"
-    try:
-        with np.load(path) as arrays:
-            predicted, label = arrays["predicted"], arrays["label"]
-    except (OSError, KeyError, ValueError) as error:
-        raise StnbenchError(f"{path}: cannot read predicted/label arrays ({error})") from error
-    if predicted.shape != label.shape:
-        raise StnbenchError(f"{path}: predicted and label differ in length")
+def load_correct(run_dir: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(correct, label) per image of a run's ``split``, in split order, from its
+    predictions.npz."""
+    path = Path(run_dir) / PREDICTIONS_NAME
+    splits = read_predictions(path)
+    if split not in splits:
+        raise StnbenchError(f"{path}: no {split} predictions")
+    predicted, label = splits[split]
     return predicted == label, label
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from stnbench.engine.predictions import SPLITS
+from stnbench.errors import StnbenchError
 from stnbench.results.collect import load_correct
 from stnbench.results.stats import (
     McNemar,
@@ -18,6 +20,7 @@ from stnbench.results.stats import (
 CONDITION = ("scale", "dataset", "distortion", "severity")
 COMPARISON_COLUMNS = (
     *CONDITION,
+    "split",
     "model",
     "baseline",
     "n_pairs",
@@ -37,15 +40,19 @@ COMPARISON_COLUMNS = (
 
 def compare_with_baselines(
     runs: pd.DataFrame,
-    load: Callable[[str], tuple[np.ndarray, np.ndarray]] = load_correct,
+    split: str = "test",
+    load: Callable[[str, str], tuple[np.ndarray, np.ndarray]] = load_correct,
 ) -> pd.DataFrame:
-    """One row per (condition, model) whose baseline ran on the same condition. A model's
+    """One row per (condition, model) whose baseline ran on the same condition, compared on
+    ``split`` ("test", or "val": the selected epoch's validation predictions). A model's
     baseline is the one its definition declares (``baseline:``), as recorded in its runs.
 
-    Runs pair up by seed; a seed where either run diverged or has no predictions is left out
-    of the tests and counted in ``unpaired``, as is a seed whose two runs saw different labels
-    (then they were not tested on the same images).
+    Runs pair up by seed; a seed where either run diverged or has no predictions of ``split``
+    is left out of the tests and counted in ``unpaired``, as is a seed whose two runs saw
+    different labels (then they were not tested on the same images).
     """
+    if split not in SPLITS:
+        raise StnbenchError(f"compare: unknown split {split!r} (known: {', '.join(SPLITS)})")
     ok = runs[runs["status"] == "ok"]
     rows = []
     for condition, group in runs.groupby(list(CONDITION), sort=True):
@@ -54,12 +61,12 @@ def compare_with_baselines(
         for model, baseline in sorted(declared.items()):
             if baseline not in models:
                 continue
-            rows.append(_compare(dict(zip(CONDITION, condition, strict=True)), model, baseline,
-                                 group, ok, load))
+            rows.append(_compare(dict(zip(CONDITION, condition, strict=True)), split, model,
+                                 baseline, group, ok, load))
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
-def _compare(condition, model, baseline, group, ok, load) -> dict:
+def _compare(condition, split, model, baseline, group, ok, load) -> dict:
     in_condition = np.ones(len(ok), bool)
     for name, value in condition.items():
         in_condition &= (ok[name] == value).to_numpy()
@@ -68,20 +75,22 @@ def _compare(condition, model, baseline, group, ok, load) -> dict:
     all_seeds = set(group.loc[group["model"].isin([model, baseline]), "seed"])
     seeds, tests, accuracy, baseline_accuracy = [], [], [], []
     for seed in sorted(set(mine.index) & set(theirs.index)):
-        if not (mine.at[seed, "has_predictions"] and theirs.at[seed, "has_predictions"]):
+        has_predictions = f"has_{split}_predictions"
+        if not (mine.at[seed, has_predictions] and theirs.at[seed, has_predictions]):
             continue
-        correct, labels = load(mine.at[seed, "run_dir"])
-        baseline_correct, baseline_labels = load(theirs.at[seed, "run_dir"])
+        correct, labels = load(mine.at[seed, "run_dir"], split)
+        baseline_correct, baseline_labels = load(theirs.at[seed, "run_dir"], split)
         if labels.shape != baseline_labels.shape or not np.array_equal(labels, baseline_labels):
             continue
         seeds.append(int(seed))
         tests.append(mcnemar_exact(correct, baseline_correct))
-        accuracy.append(float(mine.at[seed, "test_accuracy"]))
-        baseline_accuracy.append(float(theirs.at[seed, "test_accuracy"]))
+        accuracy.append(float(mine.at[seed, f"{split}_accuracy"]))
+        baseline_accuracy.append(float(theirs.at[seed, f"{split}_accuracy"]))
     pooled = mcnemar_pooled(tests) if tests else McNemar(0, 0, math.nan)
     mean, baseline_mean = np.mean(accuracy or [math.nan]), np.mean(baseline_accuracy or [math.nan])
     return {
         **condition,
+        "split": split,
         "model": model,
         "baseline": baseline,
         "n_pairs": len(seeds),

@@ -419,18 +419,26 @@ def cost_table(results: Results) -> Table:
 # ---------------------------------------------------------------- significance
 
 
+SPLIT_NAMES = {"test": "test", "val": "validation"}
+
+
 def significance_table(results: Results, comparisons: pd.DataFrame) -> Table:
+    """``comparisons``: test and validation rows of ``compare_with_baselines``."""
     table = Table(
         "significance",
-        "Spatial transformer vs its baseline on the same test images",
+        "Spatial transformer vs its baseline on the same images",
         notes=[
-            "McNemar: exact two-sided test on the discordant test images (b = only the ST model "
+            "McNemar: exact two-sided test on the discordant images (b = only the ST model "
             "right, c = only the baseline right), per seed and pooled over seeds; pooled pairs "
-            "share test images, so the pooled p-value is optimistic.",
-            "Paired t: two-sided, over seeds' test accuracies; Wilcoxon only with 6 or more seeds "
+            "share images, so the pooled p-value is optimistic.",
+            "Paired t: two-sided, over seeds' accuracies; Wilcoxon only with 6 or more seeds "
             "(below that it cannot reach p < 0.05).",
+            "validation rows: the selected epoch's predictions on the validation split, the "
+            "split that selected that epoch for each model, so they favour both models; the "
+            "test rows are the unbiased comparison. Runs that kept no validation predictions "
+            "have test rows only.",
             "unpaired: seeds left out because either run diverged, is missing or has no "
-            "predictions.",
+            "predictions of that split.",
         ],
     )
     if comparisons.empty:
@@ -446,6 +454,7 @@ def significance_table(results: Results, comparisons: pd.DataFrame) -> Table:
             "severity": f"{row.severity:g}",
             "model": row.model,
             "baseline": row.baseline,
+            "split": SPLIT_NAMES[row.split],
             "seeds": row.n_pairs,
             "accuracy %": format_number(100 * row.accuracy),
             "baseline %": format_number(100 * row.baseline_accuracy),
@@ -506,17 +515,28 @@ def write_table(table: Table, out_dir: Path) -> list[Path]:
 
 def build_tables(results: Results, notes: Sequence[str] = ()) -> list[Table]:
     """Every table; ``notes`` (such as what the workflow left out) are added to each."""
-    comparisons = compare_with_baselines(results.runs)
+    comparisons = compare_with_baselines(results.runs, "test")
+    val_comparisons = compare_with_baselines(results.runs, "val")
     tables = [
         gtsrb_table(results, comparisons),
         stn_table1(results, comparisons),
         robustness_table(results),
         cost_table(results),
-        significance_table(results, comparisons),
+        significance_table(results, _significance_rows(comparisons, val_comparisons)),
     ]
     for table in tables:
         table.notes += notes
     return tables
+
+
+def _significance_rows(test: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
+    """Each comparison's test row, then its validation row where any seed has one."""
+    val = val[val["n_pairs"] > 0]
+    if val.empty:
+        return test
+    rows = pd.concat([test, val], ignore_index=True)
+    order = ["scale", "dataset", "distortion", "severity", "model"]
+    return rows.sort_values(order, kind="stable", ignore_index=True)
 
 
 def write_tables(results: Results, out_dir: Path, notes: Sequence[str] = ()) -> list[Path]:
