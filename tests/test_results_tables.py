@@ -190,9 +190,10 @@ def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
 def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Path):
     root = tmp_path / "runs"
     note = "430-image subset of the official test set"
-    for seed in (0, 1):
+    for seed, val_errors in ((0, 2), (1, 4)):
         write_run(root, model="moodstocks-2st", seed=seed, accuracy=0.99, dataset="gtsrb",
-                  distortion="none", severity=0.0, params=10_300_000, note=note)
+                  distortion="none", severity=0.0, params=10_300_000, note=note,
+                  val_wrong=np.arange(val_errors))
     bench = tmp_path / "bench"
     bench.mkdir()
     (bench / "moodstocks-2st.json").write_text(json.dumps({
@@ -206,11 +207,13 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
     assert any(note in line for line in gtsrb.notes)
     (_, display), = gtsrb.sections
     column = display.set_index("")["moodstocks-2st"]
-    assert column["accuracy % (reproduced, mean ± std)"] == "99.00 ± 0.00 (n=2)"
+    assert column["test accuracy % (reproduced, mean ± std)"] == "99.00 ± 0.00 (n=2)"
+    assert column["validation accuracy % (reproduced, mean ± std)"] == "97.00 ± 1.41 (n=2)"
     assert column["network weights (counted)"] == "10.30M"
     assert column["inference images/s"] == "test cpu: 1,234 @64"
-    assert display.set_index("")["moodstocks-nost"]["accuracy % (reproduced, mean ± std)"] == (
-        "not run")
+    nost = display.set_index("")["moodstocks-nost"]
+    assert nost["test accuracy % (reproduced, mean ± std)"] == "not run"
+    assert nost["validation accuracy % (reproduced, mean ± std)"] == "not run"
 
 
 def test_no_runs_writes_tables_that_say_so(tmp_path: Path):

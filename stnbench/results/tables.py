@@ -190,9 +190,13 @@ def gtsrb_table(results: Results, comparisons: pd.DataFrame) -> Table:
             for severity in (sorted(set(at_scale["severity"])) or [0.0]) for model in models
         ])
         cells = summarize_cells(at_scale, CELL, CONDITION, grid=grid)
-        display = _gtsrb_display(cells, at_scale, results.bench, marks)
+        val_cells = summarize_cells(at_scale, CELL, CONDITION, value="val_accuracy", grid=grid)
+        display = _gtsrb_display(cells, val_cells, at_scale, results.bench, marks)
         table.sections.append((section_heading(scale, at_scale), display))
+        val_by_model = val_cells.set_index("model")
         data_rows.append(cells.assign(
+            val_mean=cells["model"].map(val_by_model["mean"]),
+            val_std=cells["model"].map(val_by_model["std"]),
             accuracy_published_pct=cells["model"].map(
                 lambda model: published.GTSRB_MODEL_ACCURACY.get(model, (math.nan,))[0]),
             params=cells["model"].map(at_scale.groupby("model")["params"].first()),
@@ -207,20 +211,22 @@ def gtsrb_table(results: Results, comparisons: pd.DataFrame) -> Table:
     return table
 
 
-def _gtsrb_display(cells: pd.DataFrame, runs: pd.DataFrame, bench: pd.DataFrame,
-                   marks: dict) -> pd.DataFrame:
+def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFrame,
+                   bench: pd.DataFrame, marks: dict) -> pd.DataFrame:
     rows = ["augmentations", "jittering", "network weights (published)",
-            "network weights (counted)", "accuracy % (published)",
-            "accuracy % (reproduced, mean ± std)", "95% CI", "architecture / ensemble", "model",
-            "FLOPs per image", "training images/s", "inference images/s"]
+            "network weights (counted)", "test accuracy % (published)",
+            "test accuracy % (reproduced, mean ± std)", "95% CI",
+            "validation accuracy % (reproduced, mean ± std)", "architecture / ensemble",
+            "model", "FLOPs per image", "training images/s", "inference images/s"]
     columns = {}
     for pipeline in published.GTSRB_PIPELINES:
         columns[f"{pipeline.name} (published)"] = [
             pipeline.augmentations, pipeline.jittering, pipeline.weights_published,
             f"{format_count(pipeline.weights_counted)} ({pipeline.weights_counted_note})",
-            f"{pipeline.accuracy_pct:.2f}", "—", "—", pipeline.ensemble, pipeline.model,
+            f"{pipeline.accuracy_pct:.2f}", "—", "—", "—", pipeline.ensemble, pipeline.model,
             "—", "—", "—",
         ]
+    val_by_model = val_cells.set_index("model")
     for cell in cells.itertuples(index=False):
         model_runs = runs[runs["model"] == cell.model]
         cell_series = pd.Series(cell._asdict())
@@ -234,6 +240,7 @@ def _gtsrb_display(cells: pd.DataFrame, runs: pd.DataFrame, bench: pd.DataFrame,
             (format_cell(cell_series) + marks.get(key, "")) if not model_runs.empty else NOT_RUN,
             ("—" if math.isnan(cell.ci_low)
              else f"{100 * cell.ci_low:.2f} to {100 * cell.ci_high:.2f}"),
+            format_cell(val_by_model.loc[cell.model]) if not model_runs.empty else NOT_RUN,
             ensemble_text(model_runs),
             first_text(model_runs["description"]),
             format_count(model_runs["flops"].max()),
