@@ -133,7 +133,7 @@ def test_significance_mcnemar_known_pvalue(tmp_path: Path):
 
 def test_validation_rows_where_both_runs_kept_validation_predictions(tmp_path: Path):
     root = tmp_path / "runs"
-    # Seed 0 has validation predictions: the ST model alone right on 5, the baseline on 1.
+    # Seed 0: both runs have validation predictions.
     write_run(root, model="moodstocks-nost", seed=0, accuracy=0.9, dataset="gtsrb",
               distortion="none", severity=0.0, val_wrong=np.arange(5, 8))
     write_run(root, model="moodstocks-2st", seed=0, accuracy=0.95, dataset="gtsrb",

@@ -18,9 +18,13 @@ SPLITS = ("test", "val")
 _PREFIX = {"test": "", "val": "val_"}
 
 
-def _keys(split: str) -> tuple[str, str]:
+def check_split(split: str) -> None:
     if split not in _PREFIX:
         raise StnbenchError(f"predictions: unknown split {split!r} (known: {', '.join(SPLITS)})")
+
+
+def _keys(split: str) -> tuple[str, str]:
+    check_split(split)
     return f"{_PREFIX[split]}predicted", f"{_PREFIX[split]}label"
 
 

@@ -6,8 +6,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from stnbench.engine.predictions import SPLITS
-from stnbench.errors import StnbenchError
+from stnbench.engine.predictions import check_split
 from stnbench.results.collect import load_correct
 from stnbench.results.stats import (
     McNemar,
@@ -51,8 +50,7 @@ def compare_with_baselines(
     is left out of the tests and counted in ``unpaired``, as is a seed whose two runs saw
     different labels (then they were not tested on the same images).
     """
-    if split not in SPLITS:
-        raise StnbenchError(f"compare: unknown split {split!r} (known: {', '.join(SPLITS)})")
+    check_split(split)
     ok = runs[runs["status"] == "ok"]
     rows = []
     for condition, group in runs.groupby(list(CONDITION), sort=True):
@@ -74,8 +72,8 @@ def _compare(condition, split, model, baseline, group, ok, load) -> dict:
     theirs = ok[in_condition & (ok["model"] == baseline).to_numpy()].set_index("seed")
     all_seeds = set(group.loc[group["model"].isin([model, baseline]), "seed"])
     seeds, tests, accuracy, baseline_accuracy = [], [], [], []
+    has_predictions = f"has_{split}_predictions"
     for seed in sorted(set(mine.index) & set(theirs.index)):
-        has_predictions = f"has_{split}_predictions"
         if not (mine.at[seed, has_predictions] and theirs.at[seed, has_predictions]):
             continue
         correct, labels = load(mine.at[seed, "run_dir"], split)

@@ -193,10 +193,9 @@ def gtsrb_table(results: Results, comparisons: pd.DataFrame) -> Table:
         val_cells = summarize_cells(at_scale, CELL, CONDITION, value="val_accuracy", grid=grid)
         display = _gtsrb_display(cells, val_cells, at_scale, results.bench, marks)
         table.sections.append((section_heading(scale, at_scale), display))
-        val_by_model = val_cells.set_index("model")
-        data_rows.append(cells.assign(
-            val_mean=cells["model"].map(val_by_model["mean"]),
-            val_std=cells["model"].map(val_by_model["std"]),
+        val_columns = val_cells[[*CELL, "mean", "std"]].rename(
+            columns={"mean": "val_mean", "std": "val_std"})
+        data_rows.append(cells.merge(val_columns, on=CELL, how="left").assign(
             accuracy_published_pct=cells["model"].map(
                 lambda model: published.GTSRB_MODEL_ACCURACY.get(model, (math.nan,))[0]),
             params=cells["model"].map(at_scale.groupby("model")["params"].first()),
@@ -226,7 +225,7 @@ def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFr
             f"{pipeline.accuracy_pct:.2f}", "—", "—", "—", pipeline.ensemble, pipeline.model,
             "—", "—", "—",
         ]
-    val_by_model = val_cells.set_index("model")
+    val_by_cell = val_cells.set_index(CELL)
     for cell in cells.itertuples(index=False):
         model_runs = runs[runs["model"] == cell.model]
         cell_series = pd.Series(cell._asdict())
@@ -240,7 +239,7 @@ def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFr
             (format_cell(cell_series) + marks.get(key, "")) if not model_runs.empty else NOT_RUN,
             ("—" if math.isnan(cell.ci_low)
              else f"{100 * cell.ci_low:.2f} to {100 * cell.ci_high:.2f}"),
-            format_cell(val_by_model.loc[cell.model]) if not model_runs.empty else NOT_RUN,
+            format_cell(val_by_cell.loc[key]) if not model_runs.empty else NOT_RUN,
             ensemble_text(model_runs),
             first_text(model_runs["description"]),
             format_count(model_runs["flops"].max()),
