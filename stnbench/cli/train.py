@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset", help="mnist or gtsrb")
     parser.add_argument("--distortion", help="distortion family (see stnbench data gallery)")
-    parser.add_argument("--severity", type=float, help="distortion level, 1 = the paper's")
+    parser.add_argument("--severity", type=float,
+                        help="distortion level, 0-1; 1 = the family's maximum (MNIST: the paper's)")
     parser.add_argument("--model", help="registered model name or path to a model YAML")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", required=True, type=Path, help="run folder")
