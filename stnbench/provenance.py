@@ -27,15 +27,31 @@ def git_commit() -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
-@cache
-def cpu_model() -> str:
+# The instruction sets that decide CPU training speed: two CPUs that both call themselves
+# "AMD EPYC" here differ five-fold in bf16 throughput, by avx512_bf16 alone.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def _cpuinfo_field(name: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == name:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+@cache
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+@cache
+def cpu_flags() -> list[str]:
+    """Which of ``SPEED_FLAGS`` the CPU has (empty where /proc/cpuinfo is absent)."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    return [flag for flag in SPEED_FLAGS if flag in flags]
 
 
 def device_name(device: torch.device) -> str:
@@ -48,6 +64,7 @@ def machine_info(device: torch.device | None = None) -> dict:
     """A JSON-ready description of the machine and software that ran a job."""
     info = {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),

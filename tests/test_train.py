@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from stnbench import provenance
 from stnbench.cli import main
 from stnbench.datasets import DatasetTensors
 from stnbench.engine import loop
@@ -225,6 +226,7 @@ def test_metrics_have_every_contract_key_and_predictions_match(reference_run: Pa
     assert metrics["val_accuracy"] == best["val_accuracy"]
     assert metrics["test_error"] == pytest.approx(1 - metrics["test_accuracy"])
     assert metrics["bit_reproducible"] is True and metrics["device_type"] == "cpu"
+    assert set(metrics["machine"]["cpu_flags"]) <= set(provenance.SPEED_FLAGS)
     assert (
         metrics["config"]["limit_train"] == 1024
         and metrics["config"]["recipe"] == "stn-paper-mnist"
