@@ -216,6 +216,23 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
     assert nost["validation accuracy % (reproduced, mean ± std)"] == "not run"
 
 
+def test_a_copied_run_counts_once_but_two_input_sizes_are_an_error(tmp_path: Path):
+    root = tmp_path / "runs"
+    runs = [write_run(root / folder, model="moodstocks-2st", seed=0, accuracy=accuracy,
+                      dataset="gtsrb", distortion="none", severity=0.0)
+            for folder, accuracy in (("a", 0.99), ("b", 0.98))]
+    results = collect(root, tmp_path / "bench")
+    assert list(results.runs["test_accuracy"]) == [0.99] and results.duplicates == (runs[1],)
+    gtsrb = table(build_tables(results), "gtsrb")
+    assert any(line.startswith("Counted once: 1 duplicate") for line in gtsrb.notes)
+
+    metrics = json.loads((runs[1] / "metrics.json").read_text())
+    metrics["config"]["size"] = 48
+    (runs[1] / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(StnbenchError, match="seed 0 at 48 and 32 px in one results folder"):
+        collect(root, tmp_path / "bench")
+
+
 def test_no_runs_writes_tables_that_say_so(tmp_path: Path):
     out = tmp_path / "out"
     assert main(["results", "tables", "--runs", str(tmp_path / "none"), "--out", str(out),

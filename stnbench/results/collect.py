@@ -150,17 +150,26 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
 
     A run key seen twice (the same run copied or trained twice) is counted once, from the
     first path in sorted order; the others are returned so that the tables can name them.
-    An absent folder reads as no runs: the tables then say so.
+    The same key at two input sizes is an error, not a duplicate: the tables would pool the
+    sizes. An absent folder reads as no runs: the tables then say so.
     """
-    records, history, seen, duplicates = [], [], set(), []
+    records, history, seen, duplicates = [], [], {}, []
     for path in sorted(Path(runs_dir).rglob("metrics.json")):
         metrics = read_json(path)
         record = _run_record(path, metrics)
         key = tuple(record[name] for name in RUN_KEY)
         if key in seen:
+            first = seen[key]
+            if first["input_size"] != record["input_size"]:
+                raise StnbenchError(
+                    f"{path.parent} and {first['run_dir']}: {record['model']} seed "
+                    f"{record['seed']} at {record['input_size']} and {first['input_size']} px "
+                    "in one results folder; the tables compare one input size, so give each "
+                    "size its own results_dir"
+                )
             duplicates.append(path.parent)
             continue
-        seen.add(key)
+        seen[key] = record
         records.append(record)
         for epoch in metrics.get("history") or []:
             history.append(
