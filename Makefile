@@ -17,7 +17,16 @@ SNAKEMAKE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile w
 
 install: $(STAMP)
 
+# torch's CUDA build (the pinned one, which also runs on CPU) fills about 6 GB: a full disk
+# would otherwise surface as pip's OSError half-way through the install.
+VENV_NEEDS_GB := 7
+
 $(STAMP): pyproject.toml
+	@free_gb=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	if [ "$$free_gb" -lt $(VENV_NEEDS_GB) ] && [ ! -d $(VENV)/lib ]; then \
+		echo "make install: $(VENV) needs about $(VENV_NEEDS_GB) GB of disk, $$free_gb GB free in $(CURDIR)" >&2; \
+		exit 1; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,slurm]'
