@@ -48,10 +48,10 @@ def cpu_model() -> str:
 
 
 @cache
-def cpu_flags() -> list[str]:
+def cpu_flags() -> tuple[str, ...]:
     """Which of ``SPEED_FLAGS`` the CPU has (empty where /proc/cpuinfo is absent)."""
     flags = set((_cpuinfo_field("flags") or "").split())
-    return [flag for flag in SPEED_FLAGS if flag in flags]
+    return tuple(flag for flag in SPEED_FLAGS if flag in flags)
 
 
 def device_name(device: torch.device) -> str:
