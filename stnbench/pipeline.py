@@ -281,7 +281,7 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
             # The results tables key a run without its preparation, so a results_dir holds
             # each run at one size and crop only.
             first_label, first_experiment = prep_of_run.setdefault(
-                (prep.dataset, *key[2:]), (prep.label, name))
+                (prep.dataset, distortion, severity, model, seed), (prep.label, name))
             if first_label != prep.label:
                 raise StnbenchError(
                     f"config experiments {first_experiment} and {name}: both train {model} on "
