@@ -194,9 +194,12 @@ def throughput(results: Results) -> Figure:
     bars = max(group["bar"].nunique() * group["model"].nunique() for _, group in panels)
     figure, axes = _figure(len(panels), columns=2, width=6.0,
                            height=max(PANEL_HEIGHT, 0.18 * bars + 1.5))
+    # One colour per device across panels, so that a device reads the same in each legend.
+    palette = _palette(sorted(set(frame["bar"])))
     for ax, (what, group) in zip(axes, panels, strict=True):
         sns.barplot(group, x="images_per_s", y="model", hue="bar", ax=ax, errorbar=None,
-                    order=sorted(set(group["model"])), hue_order=list(dict.fromkeys(group["bar"])))
+                    order=sorted(set(group["model"])), hue_order=list(dict.fromkeys(group["bar"])),
+                    palette=palette)
         ax.set(title=what, xlabel="images/s", ylabel="")
         rates = group["images_per_s"]
         if rates.max() > 10 * rates.min():
