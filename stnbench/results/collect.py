@@ -18,8 +18,13 @@ from stnbench.models import DATASET_INPUTS
 from stnbench.transforms import get_distortion
 
 UNSPECIFIED_SCALE = "unspecified"
-# A run is one cell of a table at one seed; these identify it.
-RUN_KEY = ("scale", "dataset", "distortion", "severity", "model", "seed")
+# A condition is what a model is trained and tested on, a sweep one family's conditions over
+# its severities; a cell is one model on a condition, a run one cell at one seed. Lists, not
+# tuples: pandas reads a tuple as a single label.
+SWEEP = ["scale", "dataset", "distortion"]
+CONDITION = [*SWEEP, "severity"]
+CELL = [*CONDITION, "model"]
+RUN_KEY = (*CELL, "seed")
 RUN_COLUMNS = (
     *RUN_KEY,
     "status",

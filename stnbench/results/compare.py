@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from stnbench.engine.predictions import check_split
-from stnbench.results.collect import load_correct
+from stnbench.results.collect import CONDITION, load_correct
 from stnbench.results.stats import (
     McNemar,
     mcnemar_exact,
@@ -16,7 +16,6 @@ from stnbench.results.stats import (
     wilcoxon,
 )
 
-CONDITION = ("scale", "dataset", "distortion", "severity")
 COMPARISON_COLUMNS = (
     *CONDITION,
     "split",

@@ -14,11 +14,9 @@ from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatt
 
 from stnbench.io import atomic_write
 from stnbench.results import published
-from stnbench.results.collect import Results
+from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
 from stnbench.results.stats import summarize_cells
 
-CONDITION = ["scale", "dataset", "distortion", "severity"]
-CELL = [*CONDITION, "model"]
 PANEL_WIDTH, PANEL_HEIGHT = 4.2, 3.2
 
 
@@ -70,12 +68,12 @@ def accuracy_vs_severity(results: Results) -> Figure:
     title = "Test accuracy against distortion severity (mean over seeds, band: 95% t-interval)"
     cells = summarize_cells(results.runs, CELL, CONDITION)
     cells = cells[cells["n_ok"] > 0]
-    swept = cells.groupby(["scale", "dataset", "distortion"])["severity"].transform("nunique") > 1
+    swept = cells.groupby(SWEEP)["severity"].transform("nunique") > 1
     cells = cells[swept]
     if cells.empty:
         return _empty(title, f"No family with runs at two or more severities under "
                               f"{results.runs_dir}.")
-    panels = list(cells.groupby(["scale", "dataset", "distortion"], sort=True))
+    panels = list(cells.groupby(SWEEP, sort=True))
     figure, axes = _figure(len(panels))
     palette = _palette(sorted(set(cells["model"])))
     with_st = dict(zip(results.runs["model"], results.runs["has_st"], strict=True))
@@ -108,13 +106,13 @@ def _legend(figure: Figure, axes: list, title: str) -> None:
 def accuracy_vs_params(results: Results) -> Figure:
     title = "Test accuracy against parameters (each family at its highest severity)"
     runs = results.runs
-    top = runs.groupby(["scale", "dataset", "distortion"])["severity"].transform("max")
+    top = runs.groupby(SWEEP)["severity"].transform("max")
     runs = runs[runs["severity"] == top]
     cells = summarize_cells(runs, CELL, CONDITION)
     params = runs.groupby(CELL)["params"].first().reset_index()
     cells = cells.merge(params, on=CELL)
     cells = cells[(cells["n_ok"] > 0) & cells["params"].notna()]
-    panel_keys = sorted({key for key, _ in cells.groupby(["scale", "dataset", "distortion"])})
+    panel_keys = sorted({key for key, _ in cells.groupby(SWEEP)})
     if not any(key[1:] == ("gtsrb", "none") for key in panel_keys):
         # The published GTSRB points are shown even before any GTSRB run exists.
         panel_keys.append(("published", "gtsrb", "none"))
@@ -220,9 +218,9 @@ def training_curves(results: Results) -> Figure:
     history = results.history
     if history.empty:
         return _empty(title, f"No training history yet under {results.runs_dir}.")
-    top = history.groupby(["scale", "dataset", "distortion"])["severity"].transform("max")
+    top = history.groupby(SWEEP)["severity"].transform("max")
     history = history[history["severity"] == top]
-    panels = list(history.groupby(["scale", "dataset", "distortion"], sort=True))
+    panels = list(history.groupby(SWEEP, sort=True))
     metrics = (("train_loss", "training loss"), ("val_accuracy", "validation accuracy %"))
     figure, axes = _figure(2 * len(panels), columns=2 * min(len(panels), 2))
     for index, ((scale, dataset, distortion), group) in enumerate(panels):

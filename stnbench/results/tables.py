@@ -14,14 +14,12 @@ from tabulate import tabulate
 
 from stnbench.io import atomic_write_text
 from stnbench.results import published
-from stnbench.results.collect import UNSPECIFIED_SCALE, Results
+from stnbench.results.collect import CELL, CONDITION, SWEEP, UNSPECIFIED_SCALE, Results
 from stnbench.results.compare import compare_with_baselines
 from stnbench.results.stats import WILCOXON_MIN_PAIRS, summarize_cells
 
 SIGNIFICANCE_LEVEL = 0.05
 GTSRB_MODELS = ("idsia-committee", "moodstocks-2st", "moodstocks-1st", "moodstocks-nost")
-CONDITION = ["scale", "dataset", "distortion", "severity"]
-CELL = [*CONDITION, "model"]
 SCALE_NOTES = {
     "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
     "full": "the recipes' published training length",
@@ -392,7 +390,7 @@ def cost_table(results: Results) -> Table:
     runs = results.runs
     if runs.empty:
         table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
-    top = runs.groupby(["scale", "dataset", "distortion"])["severity"].transform("max")
+    top = runs.groupby(SWEEP)["severity"].transform("max")
     runs = runs[runs["severity"] == top]
     table.notes += scale_notes(runs)
     table.notes += [COUNTING_NOTE, *duplicate_note(results)]
@@ -541,8 +539,7 @@ def _significance_rows(test: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
     if val.empty:
         return test
     rows = pd.concat([test, val], ignore_index=True)
-    order = ["scale", "dataset", "distortion", "severity", "model"]
-    return rows.sort_values(order, kind="stable", ignore_index=True)
+    return rows.sort_values(CELL, kind="stable", ignore_index=True)
 
 
 def write_tables(results: Results, out_dir: Path, notes: Sequence[str] = ()) -> list[Path]:
