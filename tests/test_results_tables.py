@@ -170,6 +170,32 @@ def test_a_variant_is_compared_with_the_baseline_its_definition_declares(tmp_pat
     assert len(comparisons) == 2  # the baselines themselves declare none
 
 
+def test_robustness_marks_a_severity_not_reached_and_shows_validation(tmp_path: Path):
+    root = tmp_path / "runs"
+    for severity, accuracy in ((0.0, 0.98), (1.0, 0.90)):
+        write_run(root, model="cnn", seed=0, accuracy=accuracy, distortion="rotation",
+                  severity=severity, val_wrong=np.arange(round((1 - accuracy) * 50)))
+    write_run(root, model="st-cnn-affine", seed=0, accuracy=0.96, distortion="rotation",
+              severity=1.0, val_wrong=np.arange(3))
+    write_run(root, model="cnn", seed=0, accuracy=0.95, distortion="R", severity=1.0)
+    robustness = table(build_tables(collect(root)), "robustness")
+    sections = dict(robustness.sections)
+    assert list(sections) == ["mnist, demo scale, test accuracy %",
+                              "mnist, demo scale, validation accuracy %"]
+    test = sections["mnist, demo scale, test accuracy %"].set_index(["family", "model"])
+    # The ST model has not run the clean severity its family ran: missing, not blank.
+    assert test.at[("rotation", "st-cnn-affine"), "severity 0"] == "1 missing"
+    assert test.at[("rotation", "st-cnn-affine"), "severity 1"] == "96.00 (n=1)"
+    # R was never run at severity 0.
+    assert test.at[("R", "cnn"), "severity 0"] == "—"
+    val = sections["mnist, demo scale, validation accuracy %"].set_index(["family", "model"])
+    # 5 (half the baseline's test errors) and 3 of 100 validation images wrong.
+    assert val.at[("rotation", "cnn"), "severity 1"] == "95.00 (n=1)"
+    assert val.at[("rotation", "st-cnn-affine"), "severity 1"] == "97.00 (n=1)"
+    data = robustness.data.set_index(["split", "distortion", "severity", "model"])
+    assert data.at[("validation", "rotation", 0.0, "st-cnn-affine"), "n_missing"] == 1
+
+
 def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
     out = tmp_path / "out"
     assert main(["results", "tables", "--runs", str(runs), "--out", str(out)]) == 0

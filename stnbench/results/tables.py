@@ -352,25 +352,47 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
 # ---------------------------------------------------------------- table 3: robustness
 
 
+ROBUSTNESS_SPLITS = {"test_accuracy": "test", "val_accuracy": "validation"}
+
+
 def robustness_table(results: Results) -> Table:
-    table = Table("robustness", "Robustness: test accuracy % against distortion severity",
-                  notes=["Each run is trained and tested at one family and severity."])
+    table = Table(
+        "robustness", "Robustness: accuracy % against distortion severity",
+        notes=["Each run is trained and tested at one family and severity.",
+               "test sections: accuracy on the test set. validation sections: the selected "
+               "epoch's accuracy on the validation split, the split that selected that epoch, "
+               "so optimistic for every model alike; where the test set is a small subset "
+               "(see the test set notes) they are the more precise comparison.",
+               "— : the family was not run at this severity."],
+    )
     runs = results.runs
     if runs.empty:
         table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
     table.notes += scale_notes(runs)
     table.notes += [*test_set_notes(runs), COUNTING_NOTE, *duplicate_note(results)]
-    cells = summarize_cells(runs, CELL, CONDITION)
-    for (scale, dataset), group in cells.groupby(["scale", "dataset"], sort=True):
+    # Every model of a family at every severity that family ran, so that a severity one model
+    # has not reached yet reads as missing rather than as a blank.
+    grid = runs[[*SWEEP, "model"]].drop_duplicates().merge(runs[CONDITION].drop_duplicates(),
+                                                          on=SWEEP)
+    cells = pd.concat([summarize_cells(runs, CELL, CONDITION, value=value, grid=grid)
+                       .assign(split=split) for value, split in ROBUSTNESS_SPLITS.items()],
+                      ignore_index=True)
+    # Each data set's test section, then its validation one.
+    ordered = cells.sort_values(["scale", "dataset"], kind="stable")
+    for (scale, dataset, split), group in ordered.groupby(["scale", "dataset", "split"],
+                                                          sort=False):
+        if split != "test" and not (group["n_ok"] > 0).any():
+            continue
         severities = sorted(set(group["severity"]))
         display = []
         for (distortion, model), rows in group.groupby(["distortion", "model"], sort=True):
             row = {"family": distortion, "model": model}
             for severity in severities:
                 at = rows[rows["severity"] == severity]
-                row[f"severity {severity:g}"] = format_cell(at.iloc[0]) if not at.empty else ""
+                row[f"severity {severity:g}"] = format_cell(at.iloc[0]) if not at.empty else "—"
             display.append(row)
-        table.sections.append((f"{dataset}, {scale} scale", pd.DataFrame(display)))
+        table.sections.append((f"{dataset}, {scale} scale, {split} accuracy %",
+                               pd.DataFrame(display)))
     table.data = cells
     return table
 
