@@ -3,8 +3,10 @@
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,6 +31,7 @@ def git_commit() -> str:
 
 # The instruction sets that decide CPU training speed: of two CPUs that both call themselves
 # "AMD EPYC", one trains in bf16 at 0.18x its fp32 speed, the other (avx512_bf16) at a Xeon's.
+# Ordered from the oldest to the fastest.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
@@ -52,6 +55,20 @@ def cpu_flags() -> tuple[str, ...]:
     """Which of ``SPEED_FLAGS`` the CPU has (empty where /proc/cpuinfo is absent)."""
     flags = set((_cpuinfo_field("flags") or "").split())
     return tuple(flag for flag in SPEED_FLAGS if flag in flags)
+
+
+def device_label(record: Mapping[str, Any]) -> str | None:
+    """A result file's device for tables and plots: a CPU's name with the fastest of its
+    ``SPEED_FLAGS``, since the name alone gives two CPUs of unlike speed one label, or with
+    "flags unrecorded" for files written before the flags were recorded."""
+    name = record.get("device")
+    if name is None or record.get("device_type") != "cpu":
+        return name
+    flags = (record.get("machine") or {}).get("cpu_flags")
+    if flags is None:
+        return f"{name} [flags unrecorded]"
+    known = [flag for flag in flags if flag in SPEED_FLAGS]
+    return f"{name} [{max(known, key=SPEED_FLAGS.index)}]" if known else name
 
 
 def device_name(device: torch.device) -> str:

@@ -196,6 +196,23 @@ def test_robustness_marks_a_severity_not_reached_and_shows_validation(tmp_path: 
     assert data.at[("validation", "rotation", 0.0, "st-cnn-affine"), "n_missing"] == 1
 
 
+def test_two_cpus_of_one_name_but_unlike_flags_are_two_devices(tmp_path: Path):
+    root = tmp_path / "runs"
+    for seed, flags, rate in ((0, ["avx2"], 100.0), (1, ["avx2", "avx512f", "avx512_bf16"], 300.0),
+                              (2, None, 200.0)):
+        run = write_run(root, model="cnn", seed=seed, accuracy=0.9)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics.update(device="AMD EPYC", train_images_per_s=rate,
+                       machine={"cpu": "AMD EPYC", **({"cpu_flags": flags} if flags else {})})
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    runs = collect(root).runs
+    assert list(runs["device"]) == ["AMD EPYC [avx2]", "AMD EPYC [avx512_bf16]",
+                                    "AMD EPYC [flags unrecorded]"]
+    (_, display), = table(build_tables(collect(root)), "cost").sections
+    assert display.at[0, "training images/s"] == (
+        "100 (AMD EPYC [avx2]); 300 (AMD EPYC [avx512_bf16]); 200 (AMD EPYC [flags unrecorded])")
+
+
 def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
     out = tmp_path / "out"
     assert main(["results", "tables", "--runs", str(runs), "--out", str(out)]) == 0
@@ -236,7 +253,7 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
     assert column["test accuracy % (reproduced, mean ± std)"] == "99.00 ± 0.00 (n=2)"
     assert column["validation accuracy % (reproduced, mean ± std)"] == "97.00 ± 1.41 (n=2)"
     assert column["network weights (counted)"] == "10.30M"
-    assert column["inference images/s"] == "test cpu: 1,234 @64"
+    assert column["inference images/s"] == "test cpu [flags unrecorded]: 1,234 @64"
     nost = display.set_index("")["moodstocks-nost"]
     assert nost["test accuracy % (reproduced, mean ± std)"] == "not run"
     assert nost["validation accuracy % (reproduced, mean ± std)"] == "not run"

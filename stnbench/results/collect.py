@@ -15,6 +15,7 @@ import pandas as pd
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
 from stnbench.errors import StnbenchError
 from stnbench.models import DATASET_INPUTS
+from stnbench.provenance import device_label
 from stnbench.transforms import get_distortion
 
 UNSPECIFIED_SCALE = "unspecified"
@@ -106,7 +107,7 @@ def _run_record(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
             "params": metrics.get("params"),
             "flops": metrics.get("flops"),
             "train_images_per_s": metrics.get("train_images_per_s"),
-            "device": metrics.get("device"),
+            "device": device_label(metrics),
             "device_type": metrics.get("device_type"),
             "precision": metrics.get("precision"),
             "epochs": metrics.get("epochs"),
@@ -220,7 +221,7 @@ def load_bench(bench_dir: Path) -> pd.DataFrame:
                         "model": data["model"],
                         "dataset": data["dataset"],
                         "input_size": data["input_shape"][-1],
-                        "device": data["device"],
+                        "device": device_label(data),
                         "device_type": data["device_type"],
                         "precision": data.get("precision"),
                         "compile": data.get("compile"),
