@@ -259,7 +259,7 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
     assert nost["validation accuracy % (reproduced, mean ± std)"] == "not run"
 
 
-def test_a_copied_run_counts_once_but_two_input_sizes_are_an_error(tmp_path: Path):
+def test_a_copied_run_counts_once_but_two_preparations_are_an_error(tmp_path: Path):
     root = tmp_path / "runs"
     runs = [write_run(root / folder, model="moodstocks-2st", seed=0, accuracy=accuracy,
                       dataset="gtsrb", distortion="none", severity=0.0)
@@ -272,7 +272,11 @@ def test_a_copied_run_counts_once_but_two_input_sizes_are_an_error(tmp_path: Pat
     metrics = json.loads((runs[1] / "metrics.json").read_text())
     metrics["config"]["size"] = 48
     (runs[1] / "metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(StnbenchError, match="seed 0 at 48 and 32 px in one results folder"):
+    with pytest.raises(StnbenchError, match="seed 0 at 48 px and 32 px in one results folder"):
+        collect(root, tmp_path / "bench")
+    metrics["config"].update(size=32, roi_crop=True)
+    (runs[1] / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(StnbenchError, match="at 32 px ROI-cropped and 32 px in one results"):
         collect(root, tmp_path / "bench")
 
 

@@ -42,6 +42,7 @@ RUN_COLUMNS = (
     "epochs_completed",
     "limit_train",
     "input_size",
+    "roi_crop",
     "test_set_name",
     "test_set_size",
     "test_set_note",
@@ -114,6 +115,7 @@ def _run_record(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
             "epochs_completed": metrics.get("epochs_completed"),
             "limit_train": config.get("limit_train"),
             "input_size": _input_size(metrics, config),
+            "roi_crop": bool(config.get("roi_crop")),
             "test_set_name": test_set.get("name"),
             "test_set_size": test_set.get("size"),
             "test_set_note": test_set.get("note"),
@@ -142,6 +144,11 @@ def _input_size(metrics: dict[str, Any], config: dict[str, Any]) -> int | None:
     return distortion.output_size(size)
 
 
+def _preparation(record: dict[str, Any]) -> str:
+    """What the run's images were made from: their size and whether they were ROI-cropped."""
+    return f"{record['input_size']} px" + (" ROI-cropped" if record["roi_crop"] else "")
+
+
 def _has_spatial_transformer(layers: Any) -> bool:
     """Whether a model definition's layers (nested lists and mappings) contain an ``st`` layer."""
     if isinstance(layers, dict):
@@ -156,8 +163,8 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
 
     A run key seen twice (the same run copied or trained twice) is counted once, from the
     first path in sorted order; the others are returned so that the tables can name them.
-    The same key at two input sizes is an error, not a duplicate: the tables would pool the
-    sizes. An absent folder reads as no runs: the tables then say so.
+    The same key at two input sizes, or cropped and uncropped, is an error, not a duplicate:
+    the tables would pool them. An absent folder reads as no runs: the tables then say so.
     """
     records, history, seen, duplicates = [], [], {}, []
     for path in sorted(Path(runs_dir).rglob("metrics.json")):
@@ -166,12 +173,12 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
         key = tuple(record[name] for name in RUN_KEY)
         if key in seen:
             first = seen[key]
-            if first["input_size"] != record["input_size"]:
+            if _preparation(first) != _preparation(record):
                 raise StnbenchError(
                     f"{path.parent} and {first['run_dir']}: {record['model']} seed "
-                    f"{record['seed']} at {record['input_size']} and {first['input_size']} px "
-                    "in one results folder; the tables compare one input size, so give each "
-                    "size its own results_dir"
+                    f"{record['seed']} at {_preparation(record)} and {_preparation(first)} "
+                    "in one results folder; the tables compare one preparation, so give each "
+                    "its own results_dir"
                 )
             duplicates.append(path.parent)
             continue
