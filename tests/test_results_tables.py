@@ -193,7 +193,7 @@ def test_robustness_marks_a_severity_not_reached_and_shows_validation(tmp_path: 
     assert val.at[("rotation", "cnn"), "severity 1"] == "95.00 (n=1)"
     assert val.at[("rotation", "st-cnn-affine"), "severity 1"] == "97.00 (n=1)"
     data = robustness.data.set_index(["split", "distortion", "severity", "model"])
-    assert data.at[("validation", "rotation", 0.0, "st-cnn-affine"), "n_missing"] == 1
+    assert data.at[("val", "rotation", 0.0, "st-cnn-affine"), "n_missing"] == 1
 
 
 def test_two_cpus_of_one_name_but_unlike_flags_are_two_devices(tmp_path: Path):

@@ -19,6 +19,8 @@ from stnbench.results.compare import compare_with_baselines
 from stnbench.results.stats import WILCOXON_MIN_PAIRS, summarize_cells
 
 SIGNIFICANCE_LEVEL = 0.05
+# The splits as predictions.npz, the metrics' ``{split}_accuracy`` and the CSVs name them.
+SPLIT_NAMES = {"test": "test", "val": "validation"}
 GTSRB_MODELS = ("idsia-committee", "moodstocks-2st", "moodstocks-1st", "moodstocks-nost")
 SCALE_NOTES = {
     "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
@@ -352,9 +354,6 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
 # ---------------------------------------------------------------- table 3: robustness
 
 
-ROBUSTNESS_SPLITS = {"test_accuracy": "test", "val_accuracy": "validation"}
-
-
 def robustness_table(results: Results) -> Table:
     table = Table(
         "robustness", "Robustness: accuracy % against distortion severity",
@@ -374,8 +373,8 @@ def robustness_table(results: Results) -> Table:
     # has not reached yet reads as missing rather than as a blank.
     grid = runs[[*SWEEP, "model"]].drop_duplicates().merge(runs[CONDITION].drop_duplicates(),
                                                           on=SWEEP)
-    cells = pd.concat([summarize_cells(runs, CELL, CONDITION, value=value, grid=grid)
-                       .assign(split=split) for value, split in ROBUSTNESS_SPLITS.items()],
+    cells = pd.concat([summarize_cells(runs, CELL, CONDITION, value=f"{split}_accuracy",
+                                       grid=grid).assign(split=split) for split in SPLIT_NAMES],
                       ignore_index=True)
     # Each data set's test section, then its validation one.
     ordered = cells.sort_values(["scale", "dataset"], kind="stable")
@@ -391,7 +390,7 @@ def robustness_table(results: Results) -> Table:
                 at = rows[rows["severity"] == severity]
                 row[f"severity {severity:g}"] = format_cell(at.iloc[0]) if not at.empty else "—"
             display.append(row)
-        table.sections.append((f"{dataset}, {scale} scale, {split} accuracy %",
+        table.sections.append((f"{dataset}, {scale} scale, {SPLIT_NAMES[split]} accuracy %",
                                pd.DataFrame(display)))
     table.data = cells
     return table
@@ -443,9 +442,6 @@ def cost_table(results: Results) -> Table:
 
 
 # ---------------------------------------------------------------- significance
-
-
-SPLIT_NAMES = {"test": "test", "val": "validation"}
 
 
 def significance_table(results: Results, comparisons: pd.DataFrame) -> Table:
