@@ -299,8 +299,8 @@ def test_every_preset_is_valid_and_builds_its_grid(
     config.setdefault("gtsrb", {})["archives"] = str(gtsrb_archives)
     grid = pipeline.build_grid(validated(config))
     assert len(grid.cells) > 0
-    if preset == "cpu.yaml":  # Table 1's 4 models x 4 families and the rotation sweep, 3 seeds
-        assert len(grid.cells) == (4 * 4 + 2 * 3) * 3
+    if preset == "cpu.yaml":  # Table 1's 8 models x 4 families and the rotation sweep, 3 seeds
+        assert len(grid.cells) == (8 * 4 + 2 * 3) * 3
     if preset == "cpu-gtsrb.yaml":  # 4 GTSRB models and the rotation sweep, 3 seeds
         assert len(grid.cells) == (4 + 2 * 3) * 3
 
