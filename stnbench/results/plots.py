@@ -60,8 +60,12 @@ def _save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
 
 
 def _palette(models: list[str]) -> dict:
-    colours = sns.color_palette("tab10" if len(models) <= 10 else "husl", len(models))
-    return dict(zip(models, colours, strict=True))
+    # tab20's ten dark shades are tab10's, so up to 10 models get tab10; the next 10 get the
+    # light twins. husl spaced 13 hues so closely that cnn and st-fcn-tps shared a pink.
+    tab20 = sns.color_palette("tab20")
+    distinct = tab20[0::2] + tab20[1::2]
+    colours = distinct if len(models) <= len(distinct) else sns.color_palette("husl", len(models))
+    return dict(zip(models, colours[:len(models)], strict=True))
 
 
 def accuracy_vs_severity(results: Results) -> Figure:
@@ -221,6 +225,8 @@ def training_curves(results: Results) -> Figure:
     top = history.groupby(SWEEP)["severity"].transform("max")
     history = history[history["severity"] == top]
     panels = list(history.groupby(SWEEP, sort=True))
+    models = sorted(set(history["model"]))
+    palette = _palette(models)
     metrics = (("train_loss", "training loss"), ("val_accuracy", "validation accuracy %"))
     figure, axes = _figure(2 * len(panels), columns=2 * min(len(panels), 2))
     for index, ((scale, dataset, distortion), group) in enumerate(panels):
@@ -228,7 +234,7 @@ def training_curves(results: Results) -> Figure:
             ax = axes[2 * index + offset]
             values = group.assign(**{column: group[column] * (100 if "accuracy" in column else 1)})
             sns.lineplot(values, x="epoch", y=column, hue="model", errorbar="sd", ax=ax, marker="o",
-                         hue_order=sorted(set(history["model"])), legend=index == 0 and offset == 0)
+                         hue_order=models, palette=palette, legend=index == 0 and offset == 0)
             ax.set(title=f"{dataset} · {distortion} ({scale})", ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             losses = values[column]
