@@ -210,3 +210,24 @@ def test_local_contrast_norm_matches_torch7_formula(gtsrb_images):
     std = window_mean(centred.square().mean(1, keepdim=True), include_pad=True).sqrt() / overlap
     expected = centred / std.clamp_min(1e-4)
     torch.testing.assert_close(lcn(x), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("family", "options"), FAMILY_OPTIONS)
+def test_grid_and_sampling_stay_float32_under_bf16_autocast(family, options, gtsrb_images):
+    # A bf16 grid moved an identity transformer's samples by up to 0.17 px at 60 px.
+    st = make_st(gtsrb_images, family, **options)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = st(gtsrb_images)
+    assert st.last_params.dtype == st.last_grid.dtype == out.dtype == torch.float32
+    assert (out - gtsrb_images).abs().max().item() < 1e-5
+
+
+def test_second_transformer_under_autocast_samples_bf16_features_in_float32(gtsrb_images):
+    model = create_model("moodstocks-2st", in_channels=3, input_size=32, num_classes=43)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(gtsrb_images)
+    assert logits.dtype == torch.bfloat16
+    for st in spatial_transformers(model):
+        assert st.last_grid.dtype == torch.float32
+        identity = st.grid_generator.identity()
+        assert torch.equal(st.last_params, identity.expand_as(st.last_params))
