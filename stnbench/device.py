@@ -1,14 +1,25 @@
-"""Resolving ``--device`` and ``--threads`` the same way in every command."""
+"""Resolving ``--device``, ``--threads`` and ``--precision`` the same way in every command.
 
-import torch
+torch is imported inside the functions: the command line reads the choices below to build
+its help, and should not pay torch's two seconds of import for that.
+"""
+
+from typing import TYPE_CHECKING
 
 from stnbench.errors import StnbenchError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+# fp32, or bf16 autocast.
+PRECISIONS = ("fp32", "bf16")
 
 
-def resolve_device(choice: str = "auto") -> torch.device:
+def resolve_device(choice: str = "auto") -> "torch.device":
     """``auto`` picks CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    import torch
+
     if choice not in DEVICE_CHOICES:
         raise StnbenchError(f"--device {choice!r}: expected one of {', '.join(DEVICE_CHOICES)}")
     if choice == "auto":
@@ -20,6 +31,8 @@ def resolve_device(choice: str = "auto") -> torch.device:
 
 def set_threads(threads: int | None) -> None:
     """Give torch exactly the threads the scheduler (Snakemake, Slurm) granted this job."""
+    import torch
+
     if threads is not None:
         if threads < 1:
             raise StnbenchError(f"--threads {threads}: must be at least 1")

@@ -134,7 +134,7 @@ def test_bad_input_gives_one_line_error(
     arguments: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "bench.json"
-    assert main(["bench", *arguments, "--out", str(out)]) == 2
+    assert main(["bench", *arguments, "--out", str(out)]) == 1
     error = capsys.readouterr().err
     assert error.startswith("stnbench: error: ")
     assert error.count("\n") == 1

@@ -127,7 +127,7 @@ def test_broken_gtsrb_fails_in_one_line_and_writes_nothing(
     expected = BREAKAGES[breakage](archives)
     data_dir = tmp_path / "data"
     argv = ["data", "prepare", "gtsrb", "--archives", str(archives), "--data-dir", str(data_dir)]
-    assert main(argv) == 2
+    assert main(argv) == 1
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("stnbench: error: "), captured.err

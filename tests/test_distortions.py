@@ -376,6 +376,6 @@ def test_gallery_command(data_dir, mnist, tmp_path, capsys):
             "0.5,1", "--samples", "2", "--data-dir", str(data_dir), "--out", str(out)]  # fmt: skip
     assert main(argv) == 0 and out.is_file()
     bad = [*argv[:4], "--families", "R,wobble", "--out", str(tmp_path / "bad.png")]
-    assert main(bad) == 2
+    assert main(bad) == 1
     assert "distortion 'wobble'" in capsys.readouterr().err
     assert not (tmp_path / "bad.png").exists()

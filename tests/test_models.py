@@ -308,7 +308,7 @@ def test_cli_describe_and_list(capsys):
     assert main(["models", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {m["name"] for m in listed} == ZOO
-    assert main(["models", "describe", "idsia", "--dataset", "gtsrb", "--size", "40"]) == 2
+    assert main(["models", "describe", "idsia", "--dataset", "gtsrb", "--size", "40"]) == 1
     assert "--size 40" in capsys.readouterr().err
 
 

@@ -330,7 +330,7 @@ def test_finished_run_is_not_retrained(reference_run: Path, prepared: Path, tmp_
     assert (reference_run / "metrics.json").stat().st_mtime_ns == before
     # A different run in the same folder is an error, not a silent overwrite.
     spec = write_spec(tmp_path / "other.yaml", lr=0.5)
-    assert main(train_args(reference_run, prepared, spec, TINY_ST, "RTS", 3)) == 2
+    assert main(train_args(reference_run, prepared, spec, TINY_ST, "RTS", 3)) == 1
     assert (reference_run / "metrics.json").stat().st_mtime_ns == before
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from stnbench.cli.common import add_device_argument, add_threads_argument
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
     parser = subparsers.add_parser(
-        "bench",
-        help="measure a model's inference and training cost",
+        name,
+        help=help_line,
         description=(
             "Time inference and one SGD training step on random inputs of the dataset's geometry, "
             "for each batch size: images/s, latency (median and IQR over timed blocks after "

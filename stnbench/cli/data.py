@@ -9,8 +9,10 @@ from stnbench.datasets import DATASETS, prepare_dataset
 from stnbench.paths import resolve_archives, resolve_data_dir
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="prepare datasets; draw distortion galleries")
+def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
+    parser = subparsers.add_parser(
+        name,
+        help=help_line,)
     data_subparsers = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     prepare = data_subparsers.add_parser(

@@ -10,8 +10,10 @@ from stnbench.errors import StnbenchError
 from stnbench.models.summary import write_zoo_table
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list and describe the model zoo")
+def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
+    parser = subparsers.add_parser(
+        name,
+        help=help_line,)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     listing = actions.add_parser("list", help="registered models, their data sets and recipes")

@@ -4,8 +4,10 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("results", help="tables and plots from finished runs")
+def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
+    parser = subparsers.add_parser(
+        name,
+        help=help_line,)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     tables = actions.add_parser(
         "tables",

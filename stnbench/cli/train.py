@@ -9,7 +9,7 @@ from stnbench.cli.common import (
     add_device_argument,
     add_threads_argument,
 )
-from stnbench.engine.spec import PRECISIONS
+from stnbench.device import PRECISIONS
 
 # Flags that map one to one onto run spec fields; None means "not given".
 SPEC_FLAGS = (
@@ -31,10 +31,10 @@ SPEC_FLAGS = (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
     parser = subparsers.add_parser(
-        "train",
-        help="train one model on one distorted data set, select on validation, test once",
+        name,
+        help=help_line,
         description=(
             "Train one run and write OUT/metrics.json, OUT/predictions.npz and "
             "OUT/checkpoint.pt. Settings come from the model's recipe, then --spec, then "

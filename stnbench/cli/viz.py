@@ -6,10 +6,10 @@ from pathlib import Path
 from stnbench.cli.common import add_data_dir_argument
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
     parser = subparsers.add_parser(
-        "viz",
-        help="pictures of a trained run's spatial transformers",
+        name,
+        help=help_line,
         description="Draw, for each spatial transformer of a finished run, the region it samples "
         "on clean and distorted test images beside its output (FILE), and an animated GIF of one "
         "test image under growing distortion (FILE's stem + '-moving.gif'), and one of a fixed "

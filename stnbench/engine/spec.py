@@ -11,13 +11,12 @@ from typing import Any
 import yaml
 
 from stnbench.datasets import DATASETS
-from stnbench.device import resolve_device
+from stnbench.device import PRECISIONS, resolve_device
 from stnbench.engine.recipes import get_recipe, recipe_source
 from stnbench.errors import StnbenchError
 from stnbench.models import model_info
 from stnbench.models.builder import DOCUMENTATION_KEYS
 
-PRECISIONS = ("fp32", "bf16")
 TRAIN_DISTORTIONS = ("fresh", "fixed")
 # benchmarks/precision.py on this project's 2-core AMD EPYC (AVX2, no native bf16): bf16
 # autocast trained moodstocks-2st about 5 times slower than fp32, so fp32 is the default.
