@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
     parser.add_argument("--dataset", help="mnist or gtsrb")
     parser.add_argument("--distortion", help="distortion family (see stnbench data gallery)")
     parser.add_argument("--severity", type=float,
-                        help="distortion level, 0-1; 1 = the family's maximum (MNIST: the paper's)")
+                        help="distortion level, 0-1; 1 = the family's maximum (MNIST: the "
+                        "paper's); distortion none takes none")
     parser.add_argument("--model", help="registered model name or path to a model YAML")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", required=True, type=Path, help="run folder")

@@ -159,6 +159,7 @@ def resolve_spec(flags: Mapping[str, Any], spec_file: Path | None = None) -> Run
     """Merge a YAML run spec (optional) and flags (``None`` = not given) over the recipe."""
     given = load_spec_file(spec_file) if spec_file is not None else {}
     given.update({key: value for key, value in flags.items() if value is not None})
+    _undistorted_severity(given)
     missing = [name for name in REQUIRED_FIELDS if given.get(name) is None]
     if missing:
         raise StnbenchError(f"run field {missing[0]!r}: missing (give --{missing[0]} or a --spec)")
@@ -184,6 +185,18 @@ def resolve_spec(flags: Mapping[str, Any], spec_file: Path | None = None) -> Run
     spec = RunSpec(**values)
     _validate(spec)
     return spec
+
+
+def _undistorted_severity(given: dict[str, Any]) -> None:
+    """``none`` has no severity: it is recorded as 0, so that equal runs have equal keys, and
+    any other value is refused rather than recorded."""
+    if given.get("distortion") != "none":
+        return
+    severity = given.setdefault("severity", 0.0)
+    if isinstance(severity, bool) or not isinstance(severity, int | float) or severity != 0:
+        raise StnbenchError(
+            f"--severity {severity!r}: distortion 'none' takes no severity (leave it out)"
+        )
 
 
 def _validate(spec: RunSpec) -> None:
