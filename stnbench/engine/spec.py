@@ -3,6 +3,7 @@ spec, then command-line flags, each overriding the one before."""
 
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -145,14 +146,16 @@ def _coerce(name: str, value: Any) -> Any:
     kind = next(
         (arg for arg in typing.get_args(_HINTS[name]) if arg is not type(None)), _HINTS[name]
     )
+    wrong = f"run spec field {name!r}: expected {kind.__name__}, got {value!r}"
     if kind in (dict, bool) and not isinstance(value, kind):
-        raise StnbenchError(f"run spec field {name!r}: expected {kind.__name__}, got {value!r}")
+        raise StnbenchError(wrong)
+    # int(2.5) would train 2 epochs without a word, and int(True) one.
+    if kind is int and (isinstance(value, bool) or (isinstance(value, float) and value % 1)):
+        raise StnbenchError(wrong)
     try:
         return kind(value)
     except (TypeError, ValueError):
-        raise StnbenchError(
-            f"run spec field {name!r}: expected {kind.__name__}, got {value!r}"
-        ) from None
+        raise StnbenchError(wrong) from None
 
 
 def resolve_spec(flags: Mapping[str, Any], spec_file: Path | None = None) -> RunSpec:
@@ -215,5 +218,11 @@ def _validate(spec: RunSpec) -> None:
     for name in ("limit_train", "limit_eval"):
         if getattr(spec, name) is not None and getattr(spec, name) < 1:
             raise StnbenchError(f"{name} {getattr(spec, name)}: must be at least 1")
-    if not spec.lr > 0:
-        raise StnbenchError(f"--lr {spec.lr}: must be positive")
+    if spec.seed < 0:
+        raise StnbenchError(f"--seed {spec.seed}: must be 0 or more")
+    if not (math.isfinite(spec.lr) and spec.lr > 0):
+        raise StnbenchError(f"--lr {spec.lr}: must be a finite positive number")
+    for name in ("momentum", "weight_decay", "localization_lr_multiplier"):
+        value = getattr(spec, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise StnbenchError(f"{name} {value}: must be a finite number, 0 or more")
