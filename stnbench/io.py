@@ -3,12 +3,18 @@
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from stnbench.errors import StnbenchError
+
+# Below this much free space a failed write is reported as a full disk.
+MIN_FREE_BYTES = 256 * 2**20
 
 
 def _current_umask() -> int:
@@ -24,19 +30,58 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     one, never a half-written one, even if the process is killed mid-write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600 files; results and caches are meant to be shared like any other file.
-    tmp.chmod(0o666 & ~_current_umask())
+    tmp = _temporary_beside(path)
     try:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    # torch.save reports a full disk as a RuntimeError that names neither the disk nor the file.
+    except (OSError, RuntimeError) as error:
+        raise StnbenchError(f"{path}: cannot be written ({_reason(error, path)})") from error
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temporary_beside(path: Path) -> Path:
+    try:
+        tmp = _temporary_in(path.parent, path.name)
+    except OSError as error:
+        raise StnbenchError(f"{path}: cannot be written ({_reason(error, path)})") from error
+    # mkstemp creates 0600 files; results and caches are meant to be shared like any other file.
+    tmp.chmod(0o666 & ~_current_umask())
+    return tmp
+
+
+def _temporary_in(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    return Path(tmp_name)
+
+
+def _reason(error: BaseException, path: Path) -> str:
+    """The first line of ``error``, and the free space left when the disk is (nearly) full."""
+    reason = (getattr(error, "strerror", None) or str(error)).splitlines()[0]
+    folder = next((p for p in (path.parent, *path.parents) if p.is_dir()), None)
+    if folder is not None:
+        free = shutil.disk_usage(folder).free
+        if free < MIN_FREE_BYTES:
+            reason += f"; {free / 2**20:.0f} MB free on the disk of {folder}"
+    return reason
+
+
+def ensure_writable_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and check that files can be written in it, so that a run
+    learns of a read-only or mistaken output folder before it trains, not after an epoch."""
+    folder = Path(folder)
+    try:
+        _temporary_in(folder, "write-check").unlink()
+    except OSError as error:
+        reason = _reason(error, folder / "write-check")
+        raise StnbenchError(
+            f"{folder}: not a folder that files can be written in ({reason})"
+        ) from error
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -1,0 +1,84 @@
+"""Writing into a read-only folder, a file, or a full disk: one line, before training where it
+can come first, and nothing left behind. Read-only and full file systems are real tmpfs mounts
+(root only; skipped elsewhere)."""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from stnbench.cli import main
+from stnbench.errors import StnbenchError
+from stnbench.io import atomic_write, ensure_writable_folder
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CNN = str(REPO / "tests" / "data" / "tiny-cnn.yaml")
+
+
+def _mount_tmpfs(target: Path, options: str) -> Iterator[Path]:
+    target.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield target
+    finally:
+        # Lazily: a handle that torch.save left open on a failed write may hold it busy.
+        subprocess.run(["umount", "--lazy", str(target)], check=True)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    yield from _mount_tmpfs(tmp_path / "read-only", "size=1m,ro")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    yield from _mount_tmpfs(tmp_path / "small", "size=1m")
+
+
+def _train(out: Path, data_dir: Path) -> list[str]:
+    return ["train", "--dataset", "mnist", "--distortion", "R", "--severity", "1",
+            "--model", TINY_CNN, "--seed", "0", "--device", "cpu",
+            "--data-dir", str(data_dir), "--out", str(out)]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["read-only", "a file", "below a file"])
+def test_train_refuses_an_unwritable_out_before_loading_data(
+    where: str, read_only_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a_file = tmp_path / "metrics-by-mistake.txt"
+    a_file.write_text("kept\n")
+    out = {"read-only": read_only_folder / "run", "a file": a_file, "below a file": a_file / "run"}
+    data_dir = tmp_path / "data"
+    assert main(_train(out[where], data_dir)) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("stnbench: error:") and len(error.splitlines()) == 1
+    assert "not a folder that files can be written in" in error
+    # Nothing was prepared: the check came before the data, and the file is untouched.
+    assert not data_dir.exists()
+    assert a_file.read_text() == "kept\n"
+
+
+def test_full_disk_names_the_file_and_the_free_space(small_disk: Path) -> None:
+    target = small_disk / "checkpoint.pt"
+    target.write_bytes(b"previous epoch")
+    with pytest.raises(StnbenchError) as error:
+        atomic_write(target, lambda tmp: torch.save(torch.zeros(1 << 20), tmp))
+    message = str(error.value)
+    assert message.startswith(f"{target}: cannot be written (") and "\n" not in message
+    assert "MB free on the disk of" in message
+    # The previous file survives and no temporary file is stranded.
+    assert target.read_bytes() == b"previous epoch"
+    assert os.listdir(small_disk) == ["checkpoint.pt"]
+
+
+def test_writable_folder_is_created_and_left_clean(tmp_path: Path) -> None:
+    folder = tmp_path / "new" / "run"
+    ensure_writable_folder(folder)
+    assert folder.is_dir() and os.listdir(folder) == []
