@@ -8,6 +8,7 @@ from doing the same work twice.
 
 import hashlib
 import json
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +48,9 @@ def read_manifest(cache_dir: Path, stem: str) -> dict[str, Any] | None:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise StnbenchError(f"{path}: not a valid cache manifest ({error}); delete it") from error
-    if not (cache_dir / manifest["tensors"]).is_file():
+    tensors = cache_dir / manifest["tensors"]
+    # A tensor file cut short (a full disk, a copy interrupted) is no cache: prepare rebuilds it.
+    if not tensors.is_file() or tensors.stat().st_size != manifest.get("tensors_bytes"):
         return None
     return manifest
 
@@ -58,7 +61,8 @@ def write_cache(
     """Write ``tensors`` as ``{stem}-{key}.pt``, then the manifest ``{stem}.json`` naming it."""
     filename = f"{stem}-{key}.pt"
     atomic_write(cache_dir / filename, lambda tmp: torch.save(tensors, tmp))
-    manifest = {**manifest, "tensors": filename, "key": key}
+    size = (cache_dir / filename).stat().st_size
+    manifest = {**manifest, "tensors": filename, "tensors_bytes": size, "key": key}
     atomic_write_json(cache_dir / f"{stem}.json", manifest)
     return manifest
 
@@ -67,7 +71,15 @@ def read_tensors(cache_dir: Path, manifest: dict[str, Any]) -> dict[str, torch.T
     path = cache_dir / manifest["tensors"]
     try:
         return torch.load(path, weights_only=True)
-    except (RuntimeError, OSError, EOFError) as error:
+    except pickle.UnpicklingError:
+        # torch's own message goes on to suggest weights_only=False, which would run whatever
+        # code the file holds: never advice to give about a file of unknown origin.
         raise StnbenchError(
-            f"{path}: unreadable cache ({error}); delete it and prepare again"
+            f"{path}: not a cache this suite wrote (it holds more than tensors); delete it and "
+            "prepare again"
+        ) from None
+    except (RuntimeError, OSError, EOFError) as error:
+        reason = str(error).splitlines()[0]
+        raise StnbenchError(
+            f"{path}: unreadable cache ({reason}); delete it and prepare again"
         ) from error
