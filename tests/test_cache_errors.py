@@ -41,7 +41,7 @@ def test_cache_holding_code_is_refused_without_unsafe_advice(
     mnist_cache: tuple[Path, Path],
 ) -> None:
     data_dir, tensors = mnist_cache
-    planted = pickle.dumps(_Planted())
+    planted = pickle.dumps(_Planted(), protocol=2)
     tensors.write_bytes(planted + b"\0" * (tensors.stat().st_size - len(planted)))
     with pytest.raises(StnbenchError) as error:
         load_dataset("mnist", data_dir)
