@@ -9,7 +9,8 @@ Batch sizes are chosen so that the whole set takes well under an hour on 2 cores
 at 1, 64 and 256; GTSRB models at 1 and 16 (a 48 px training step at batch 256 takes minutes
 on 2 cores); the 25-column committee at 1 and 4, with its single column `idsia` also at 4 so
 that the two are compared at the same batch size. GPU runs use `stnbench bench` directly with
-the default 1, 64, 256.
+1, 64, 256 (GTSRB: 1, 50, 256, 50 being Moodstocks' training batch); benchmarks/gpu_check.py
+runs them.
 
 Usage: .venv/bin/python benchmarks/bench_all.py [--threads 2] [--out results/bench/cpu]
 """
@@ -33,16 +34,27 @@ MODEL_SIZES = {"idsia-committee": (48, 32)}
 LAST = ("idsia-committee",)
 
 
-def jobs() -> list[list[str]]:
+# On a GPU every model is cheap enough for the usual batch sizes.
+GPU_BATCH_SIZES = {"mnist": "1,64,256", "gtsrb": "1,50,256"}
+
+
+def jobs(device: str = "cpu") -> list[list[str]]:
+    """``stnbench bench`` arguments (without --out) for every model, data set and size."""
     planned = []
     for name in list_models():
         for dataset in model_info(name)["datasets"]:
-            for size in MODEL_SIZES.get(name, SIZES[dataset]):
+            # On a GPU, GTSRB at the 48 px that both of its sources trained at.
+            sizes = (48,) if device == "cuda" and dataset == "gtsrb" else SIZES[dataset]
+            for size in MODEL_SIZES.get(name, sizes):
                 assert size in DATASET_INPUTS[dataset].sizes, (dataset, size)
+                batch_sizes = (
+                    GPU_BATCH_SIZES[dataset] if device == "cuda"
+                    else MODEL_BATCH_SIZES.get(name, BATCH_SIZES[dataset])
+                )
                 planned.append([
                     "--model", name, "--dataset", dataset, "--size", str(size),
-                    "--batch-sizes", MODEL_BATCH_SIZES.get(name, BATCH_SIZES[dataset]),
-                    "--repeats", str(REPEATS[dataset]), "--device", "cpu",
+                    "--batch-sizes", batch_sizes, "--repeats", str(REPEATS[dataset]),
+                    "--device", device,
                 ])
     # MNIST first, then GTSRB by size: cheapest first.
     return sorted(planned, key=lambda job: (job[1] in LAST, job[3] != "mnist", int(job[5])))

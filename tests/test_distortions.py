@@ -179,6 +179,7 @@ def test_batches_and_splits_draw_the_same_parameters(mnist):
     )
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f != "none"])
 def test_a_gpu_batch_gets_the_same_draws(mnist, family):
