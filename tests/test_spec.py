@@ -45,3 +45,8 @@ def test_bad_field_is_refused_in_one_line(field: str, value: object, message: st
 
 def test_whole_float_epochs_are_accepted() -> None:
     assert resolve_spec({**RUN, "epochs": 3.0}).epochs == 3
+
+
+def test_model_meant_for_another_data_set_is_refused() -> None:
+    with pytest.raises(StnbenchError, match="--model moodstocks-2st: meant for gtsrb, not mnist"):
+        resolve_spec({**RUN, "model": "moodstocks-2st"})

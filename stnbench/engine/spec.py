@@ -205,6 +205,12 @@ def _undistorted_severity(given: dict[str, Any]) -> None:
 def _validate(spec: RunSpec) -> None:
     if spec.dataset not in DATASETS:
         raise StnbenchError(f"--dataset {spec.dataset!r}: expected one of {', '.join(DATASETS)}")
+    meant_for = model_definition(spec.model)["datasets"]
+    if meant_for and spec.dataset not in meant_for:
+        raise StnbenchError(
+            f"--model {spec.model}: meant for {', '.join(meant_for)}, not {spec.dataset} (its "
+            "layers and recipe assume that data set's images)"
+        )
     for name, choices in (("precision", PRECISIONS), ("train_distortion", TRAIN_DISTORTIONS)):
         if getattr(spec, name) not in choices:
             raise StnbenchError(
