@@ -43,6 +43,11 @@ def find_root(source: FileSource) -> str | None:
     return roots[0]
 
 
+def _file_name(path: str) -> str:
+    # str.rpartition rather than PurePosixPath: this runs for every one of 50,000 rows.
+    return path.rpartition("/")[2]
+
+
 def _read(source: FileSource, root: str, csv_file: str, available: set[str]) -> list[Record]:
     """The rows of ``root + csv_file``; training rows get their track from the file name."""
     training = csv_file == TRAIN_CSV
@@ -50,14 +55,18 @@ def _read(source: FileSource, root: str, csv_file: str, available: set[str]) -> 
     where = f"{source.label}: {csv_name}"
     records = []
     for line, values, path in parse_csv(source, csv_name, delimiter=",", name_column="Path"):
-        if not path or is_unsafe(path):
-            raise StnbenchError(f"{where} line {line}: Path {path!r} lies outside {source.label}")
-        name = root + PurePosixPath(path).as_posix()
-        check_present(source, available, where, line, name)
+        name = root + path
+        # Every name a source lists lies inside it, so only a missing one needs the slower check.
+        if name not in available:
+            if is_unsafe(path):
+                raise StnbenchError(
+                    f"{where} line {line}: Path {path!r} lies outside {source.label}"
+                )
+            check_present(source, available, where, line, name)
         track = -1
         if training:
             class_id = values[-1]
-            match = _TRAIN_FILE.match(PurePosixPath(path).name)
+            match = _TRAIN_FILE.match(_file_name(path))
             if match is None:
                 raise StnbenchError(
                     f"{where} line {line}: {path!r} is not named <class>_<track>_<frame>.png"
@@ -77,7 +86,7 @@ def read_kaggle(source: FileSource, root: str) -> GtsrbSet:
     official archives' are; test in the order of Test.csv."""
     available = set(source.names())
     train = _read(source, root, TRAIN_CSV, available)
-    train.sort(key=lambda r: (r.label, PurePosixPath(r.name).name))
+    train.sort(key=lambda r: (r.label, _file_name(r.name)))
     test = _read(source, root, TEST_CSV, available)
     checked = {
         "train": (source, [root + TRAIN_CSV] + [r.name for r in train]),
