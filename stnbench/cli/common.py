@@ -18,7 +18,10 @@ def add_archives_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--archives",
         default=None,
-        help=f"folder with the GTSRB archives or their extracted trees (default: ${ARCHIVES_ENV})",
+        help=(
+            "folder with the GTSRB archives or their extracted trees, or Kaggle's layout "
+            f"(a folder or its zip) (default: ${ARCHIVES_ENV})"
+        ),
     )
 
 

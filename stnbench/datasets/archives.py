@@ -22,7 +22,7 @@ def verify_sha256(path: Path, expected: str) -> None:
         raise StnbenchError(f"{path}: checksum mismatch (sha256 {actual}, expected {expected})")
 
 
-def _is_unsafe(name: str) -> bool:
+def is_unsafe(name: str) -> bool:
     """True for an entry that extraction would place outside its folder (zip slip)."""
     path = PurePosixPath(name.replace("\\", "/"))
     return path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0])
@@ -59,7 +59,7 @@ class ZipSource(_ClosingSource):
                 f"{self.path}: not a readable zip archive, truncated or corrupt ({error})"
             ) from error
         for name in self._zip.namelist():
-            if _is_unsafe(name):
+            if is_unsafe(name):
                 self._zip.close()
                 raise StnbenchError(
                     f"{self.path}: entry {name!r} would land outside the extraction folder"

@@ -1,4 +1,4 @@
-"""GTSRB from its official archives (or extracted trees, or torchvision's layout) as tensors.
+"""GTSRB as tensors, from the official archives (or trees) or torchvision's or Kaggle's layout.
 
 Preparing decodes every image once, optionally crops it to its annotated region, resizes it
 to a square size and caches uint8 tensors keyed by the sources' checksum and the
@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -31,17 +31,13 @@ from stnbench.datasets.cache import (
     write_cache,
 )
 from stnbench.datasets.gtsrb_files import (
-    NUM_CLASSES,
+    KAGGLE_FILES,
     TEST_IMAGES_ZIP,
     TEST_LABELS_ZIP,
-    TRACK_STRIDE,
     TRAIN_ZIP,
-    GtsrbFiles,
-    Record,
     open_gtsrb,
-    read_test_records,
-    read_train_records,
 )
+from stnbench.datasets.gtsrb_records import NUM_CLASSES, TRACK_STRIDE, GtsrbSet, Record
 from stnbench.datasets.network import can_reach
 from stnbench.datasets.splits import track_split
 from stnbench.datasets.tensors import DatasetTensors, Split, channel_stats, pixel_moments
@@ -52,6 +48,9 @@ DEFAULT_SIZE = 32
 SIZE_RANGE = (8, 512)
 VAL_FRACTION = 0.1  # of each class's tracks
 OFFICIAL_TEST_SIZE = 12_630
+# The public snapshot of Kaggle's copy that the development data is built from (julsolalf/PID)
+# holds an unrelated image under this official test image's name, so that copy leaves it out.
+MISSING_TEST_IMAGE = "00662"
 TORCHVISION_HOST = "sid.erda.dk"  # where torchvision.datasets.GTSRB downloads from
 # Bump when the cached tensors change (preprocessing or form), so that old caches are rebuilt.
 PREPROCESSING_VERSION = 2
@@ -66,9 +65,21 @@ def _check_size(size: int | None) -> int:
     return size
 
 
-def describe_test_set(size: int) -> dict[str, Any]:
+def describe_test_set(names: list[str]) -> dict[str, Any]:
+    """What the test set with these image files is: the official one, all but one, or a subset."""
+    size = len(names)
+    official_less_one = {f"{i:05d}" for i in range(OFFICIAL_TEST_SIZE)} - {MISSING_TEST_IMAGE}
     if size == OFFICIAL_TEST_SIZE:
         note = f"the full official GTSRB test set ({OFFICIAL_TEST_SIZE:,} images)"
+    elif (
+        size == len(official_less_one)
+        and {PurePosixPath(n).stem for n in names} == official_less_one
+    ):
+        note = (
+            f"the complete official GTSRB test set less image {MISSING_TEST_IMAGE} (label 2), "
+            f"{size:,} of {OFFICIAL_TEST_SIZE:,} images: the public Kaggle snapshot this copy "
+            "was built from holds an unrelated image under that name"
+        )
     else:
         note = (
             f"{size:,}-image subset of the official test set ({OFFICIAL_TEST_SIZE:,} images): "
@@ -99,6 +110,11 @@ def _decode(source: FileSource, name: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"))
+    except Image.UnidentifiedImageError:
+        # PIL's own message names its in-memory buffer, not the file.
+        raise StnbenchError(
+            f"{source.label}: {name}: image does not decode (not an image format PIL reads)"
+        ) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise StnbenchError(f"{source.label}: {name}: image does not decode ({error})") from error
 
@@ -173,21 +189,22 @@ def _locate(data_dir: Path, archives: Path | None) -> Path:
     if downloaded is None:
         raise StnbenchError(
             f"GTSRB not found: put {TRAIN_ZIP}, {TEST_IMAGES_ZIP} and {TEST_LABELS_ZIP} "
-            "in a folder and pass --archives DIR (or set STNBENCH_GTSRB_ARCHIVES)"
+            f"(or {KAGGLE_FILES}) in a folder and pass --archives DIR "
+            "(or set STNBENCH_GTSRB_ARCHIVES)"
         )
     return downloaded
 
 
 def _build(
-    files: GtsrbFiles, train: list[Record], test: list[Record], size: int, roi_crop: bool
+    files: GtsrbSet, train: list[Record], test: list[Record], size: int, roi_crop: bool
 ) -> dict:
-    train_images = _images(files.train.source, train, size, roi_crop, "train")
+    train_images = _images(files.train_source, train, size, roi_crop, "train")
     return {
         "train_images": train_images,
         "train_moments": pixel_moments(train_images),
         "train_labels": torch.tensor([r.label for r in train], dtype=torch.int64),
         "train_tracks": torch.tensor([r.track for r in train], dtype=torch.int64),
-        "test_images": _images(files.test_images.source, test, size, roi_crop, "test"),
+        "test_images": _images(files.test_source, test, size, roi_crop, "test"),
         "test_labels": torch.tensor([r.label for r in test], dtype=torch.int64),
     }
 
@@ -201,9 +218,8 @@ def prepare(
     stem = cache_stem("gtsrb", size, roi_crop)
     folder = _locate(data_dir, archives)
     with prepare_lock(cdir, stem), open_gtsrb(folder) as files:
-        train = read_train_records(files.train)
-        test = read_test_records(files.test_images, files.test_labels)
-        source = files.describe(train, test)
+        train, test = files.train, files.test
+        source = files.describe()
         preprocessing = {
             "size": size,
             "roi_crop": roi_crop,
@@ -226,7 +242,7 @@ def prepare(
                     "val": len(val_indices),
                     "test": len(test),
                 },
-                "test_set": describe_test_set(len(test)),
+                "test_set": describe_test_set([r.name for r in test]),
             }
             manifest = write_cache(cdir, stem, key, tensors, info)
     return {

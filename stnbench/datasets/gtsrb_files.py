@@ -1,14 +1,14 @@
-"""Finding GTSRB's three parts (training set, test images, test labels) and parsing their CSVs.
+"""Finding GTSRB at a path and reading its records, in the official or in Kaggle's layout.
 
-Each part is read from its official zip when that is in the folder, else from an extracted
-tree anywhere below it: the official trees (``GTSRB/Final_Training/Images``,
-``GTSRB/Final_Test/Images``, ``GT-final_test.csv``) and torchvision's ``gtsrb/`` layout
-(``GTSRB/Training``) look alike from here, so one set of patterns finds both.
+The official layout has three parts (training set, test images, test labels). Each is read
+from its official zip when that is in the folder, else from an extracted tree anywhere below
+it: the official trees (``GTSRB/Final_Training/Images``, ``GTSRB/Final_Test/Images``,
+``GT-final_test.csv``) and torchvision's ``gtsrb/`` layout (``GTSRB/Training``) look alike
+from here, so one set of patterns finds both. Without the official zips, Kaggle's layout
+(see gtsrb_kaggle) is looked for in the folder's tree, then in the zips it holds; a path to
+a zip is Kaggle's.
 """
 
-import csv
-import hashlib
-import io
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -16,13 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from stnbench.datasets.archives import DirSource, FileSource, ZipSource
+from stnbench.datasets.gtsrb_kaggle import TEST_CSV, TRAIN_CSV, find_root, read_kaggle
+from stnbench.datasets.gtsrb_records import (
+    TRACK_STRIDE,
+    GtsrbSet,
+    Record,
+    check_present,
+    parse_csv,
+    record,
+)
 from stnbench.errors import StnbenchError
 
-NUM_CLASSES = 43
 TRAIN_ZIP = "GTSRB_Final_Training_Images.zip"
 TEST_IMAGES_ZIP = "GTSRB_Final_Test_Images.zip"
 TEST_LABELS_ZIP = "GTSRB_Final_Test_GT.zip"
-CSV_COLUMNS = ("Filename", "Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId")
+KAGGLE_FILES = f"Kaggle's {TRAIN_CSV}, {TEST_CSV}, Train/ and Test/ (or its zip)"
 
 _TRAIN_CSV = re.compile(r"(?:^|/)(\d{5})/GT-\1\.csv$")
 _TEST_IMAGE = re.compile(r"(?:^|/)Final_Test/Images/\d{5}\.ppm$")
@@ -36,20 +44,6 @@ _PARTS = {
 _TRACK_FRAME = re.compile(r"^(\d{5})_\d{5}\.ppm$")
 # The deepest files of the layouts found: gtsrb/GTSRB/Training/00000/GT-00000.csv.
 TREE_DEPTH = 4
-# Track numbers restart in every class folder; this makes them unique across classes.
-TRACK_STRIDE = 100_000
-
-
-@dataclass(frozen=True)
-class Record:
-    """One image: where it is in its source, its annotation, and its track (-1 in the test set)."""
-
-    name: str
-    width: int
-    height: int
-    roi: tuple[int, int, int, int]  # x1, y1, x2, y2 in the original image's pixels, x2/y2 exclusive
-    label: int
-    track: int
 
 
 @dataclass(frozen=True)
@@ -71,103 +65,84 @@ def _find(
     return Part(source, names) if names else None
 
 
-@dataclass(frozen=True)
-class GtsrbFiles:
-    train: Part
-    test_images: Part
-    test_labels: Part
-
-    def describe(self, train: list[Record], test: list[Record]) -> dict:
-        """The sources' locations and a checksum over everything the dataset was built from."""
-        used = {
-            "train": (self.train.source, self.train.names + [r.name for r in train]),
-            "test_images": (self.test_images.source, [r.name for r in test]),
-            "test_labels": (self.test_labels.source, self.test_labels.names),
-        }
-        parts = {
-            part: {"location": source.label, "sha256": source.sha256(names)}
-            for part, (source, names) in used.items()
-        }
-        combined = "".join(parts[part]["sha256"] for part in sorted(parts))
-        return {"parts": parts, "sha256": hashlib.sha256(combined.encode()).hexdigest()}
-
-
 @contextmanager
-def open_gtsrb(folder: Path) -> Iterator[GtsrbFiles]:
-    """GTSRB's three parts in ``folder``, or a one-line error saying which files to put there."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StnbenchError(f"{folder}: no such folder for the GTSRB archives")
+def open_gtsrb(path: Path) -> Iterator[GtsrbSet]:
+    """GTSRB's records at ``path`` (a folder, or Kaggle's zip), or a one-line error saying
+    which files to put there."""
+    path = Path(path)
     with ExitStack() as stack:
+        if path.is_file():
+            yield _kaggle_zip(stack.enter_context(ZipSource(path)))
+            return
+        if not path.is_dir():
+            raise StnbenchError(f"{path}: no such folder or zip for GTSRB")
         zips = {
-            name: stack.enter_context(ZipSource(folder / name))
+            name: stack.enter_context(ZipSource(path / name))
             for name, _ in _PARTS.values()
-            if (folder / name).is_file()
+            if (path / name).is_file()
         }
-        tree = DirSource(folder, TREE_DEPTH) if len(zips) < 3 else None
-        parts = {
-            part: _find(zips, zip_name, tree, pattern)
-            for part, (zip_name, pattern) in _PARTS.items()
-        }
-        missing = [_PARTS[part][0] for part, found in parts.items() if found is None]
-        if len(missing) == 3:
-            raise StnbenchError(
-                f"{folder}: no GTSRB here: put {TRAIN_ZIP}, {TEST_IMAGES_ZIP} and "
-                f"{TEST_LABELS_ZIP} in it (or their extracted trees, or torchvision's gtsrb/)"
-            )
-        if missing:
-            raise StnbenchError(
-                f"{folder}: incomplete GTSRB: put {' and '.join(missing)} in it (or extracted)"
-            )
-        if len(parts["test_labels"].names) > 1:
-            raise StnbenchError(
-                f"{folder}: several GT-final_test.csv: {', '.join(parts['test_labels'].names)}"
-            )
-        yield GtsrbFiles(**parts)
+        tree = DirSource(path, TREE_DEPTH) if len(zips) < 3 else None
+        kaggle = None if zips else _find_kaggle(path, tree, stack)
+        yield kaggle if kaggle is not None else _official(path, zips, tree)
 
 
-def _parse_csv(source: FileSource, name: str) -> Iterator[tuple[int, list[int], str]]:
-    """(line number, the integer columns in CSV_COLUMNS[1:] order, Filename) per CSV row."""
-    where = f"{source.label}: {name}"
-    try:
-        text = source.read(name).decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise StnbenchError(f"{where}: not a text CSV ({error})") from error
-    reader = csv.reader(io.StringIO(text), delimiter=";")
-    header = next(reader, [])
-    missing = [column for column in CSV_COLUMNS if column not in header]
+def _kaggle_zip(source: ZipSource) -> GtsrbSet:
+    root = find_root(source)
+    if root is None:
+        raise StnbenchError(
+            f"{source.label}: no GTSRB in this zip: expected {KAGGLE_FILES}; pass the official "
+            "archives' folder instead of one archive"
+        )
+    return read_kaggle(source, root)
+
+
+def _find_kaggle(folder: Path, tree: DirSource, stack: ExitStack) -> GtsrbSet | None:
+    """Kaggle's layout in the folder's tree, else in the one zip below it that holds it."""
+    root = find_root(tree)
+    if root is not None:
+        return read_kaggle(tree, root)
+    found = []
+    for zip_path in sorted(folder.glob("*.zip")):
+        source = stack.enter_context(ZipSource(zip_path))
+        root = find_root(source)
+        if root is not None:
+            found.append((source, root))
+    if len(found) > 1:
+        names = ", ".join(source.path.name for source, _ in found)
+        raise StnbenchError(f"{folder}: several zips with Kaggle's GTSRB layout: {names}")
+    return read_kaggle(*found[0]) if found else None
+
+
+def _official(folder: Path, zips: dict[str, FileSource], tree: DirSource | None) -> GtsrbSet:
+    parts = {
+        part: _find(zips, zip_name, tree, pattern) for part, (zip_name, pattern) in _PARTS.items()
+    }
+    missing = [_PARTS[part][0] for part, found in parts.items() if found is None]
+    if len(missing) == 3:
+        raise StnbenchError(
+            f"{folder}: no GTSRB here: put {TRAIN_ZIP}, {TEST_IMAGES_ZIP} and "
+            f"{TEST_LABELS_ZIP} in it (or their extracted trees, or torchvision's gtsrb/, "
+            f"or {KAGGLE_FILES})"
+        )
     if missing:
-        raise StnbenchError(f"{where}: missing column {', '.join(missing)}")
-    filename_at = header.index("Filename")
-    value_at = [header.index(column) for column in CSV_COLUMNS[1:]]
-    for line, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        try:
-            values = [int(row[i]) for i in value_at]
-            filename = row[filename_at]
-        except (IndexError, ValueError):
-            raise StnbenchError(
-                f"{where} line {line}: expected integers in {';'.join(row)!r}"
-            ) from None
-        width, height, x1, y1, x2, y2, class_id = values
-        if not 0 <= class_id < NUM_CLASSES:
-            raise StnbenchError(
-                f"{where} line {line}: ClassId {class_id} outside 0..{NUM_CLASSES - 1}"
-            )
-        if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-            raise StnbenchError(f"{where} line {line}: Roi.* lies outside the Width x Height image")
-        yield line, values, filename
+        raise StnbenchError(
+            f"{folder}: incomplete GTSRB: put {' and '.join(missing)} in it (or extracted)"
+        )
+    train_part, images, labels = parts["train"], parts["test_images"], parts["test_labels"]
+    if len(labels.names) > 1:
+        raise StnbenchError(f"{folder}: several GT-final_test.csv: {', '.join(labels.names)}")
+    train = read_train_records(train_part)
+    test = read_test_records(images, labels)
+    checked = {
+        "train": (train_part.source, train_part.names + [r.name for r in train]),
+        "test_images": (images.source, [r.name for r in test]),
+        "test_labels": (labels.source, labels.names),
+    }
+    return GtsrbSet(train, test, train_part.source, images.source, checked)
 
 
-def _record(values: list[int], name: str, track: int) -> Record:
-    width, height, x1, y1, x2, y2, class_id = values
-    return Record(name, width, height, (x1, y1, x2, y2), class_id, track)
-
-
-def _check_present(part: Part, names: set[str], where: str, line: int, name: str) -> None:
-    if name not in names:
-        raise StnbenchError(f"{where} line {line}: {name} is not in {part.source.label}")
+def _parse_official(source: FileSource, name: str) -> Iterator[tuple[int, list[int], str]]:
+    return parse_csv(source, name, delimiter=";", name_column="Filename")
 
 
 def read_train_records(part: Part) -> list[Record]:
@@ -183,7 +158,7 @@ def read_train_records(part: Part) -> list[Record]:
             )
         seen[folder.name] = csv_name
         where = f"{part.source.label}: {csv_name}"
-        for line, values, filename in _parse_csv(part.source, csv_name):
+        for line, values, filename in _parse_official(part.source, csv_name):
             class_id = values[-1]
             if class_id != int(folder.name):
                 raise StnbenchError(
@@ -193,10 +168,10 @@ def read_train_records(part: Part) -> list[Record]:
             if match is None:
                 raise StnbenchError(f"{where} line {line}: {filename!r} is not TTTTT_FFFFF.ppm")
             name = f"{folder.as_posix()}/{filename}"
-            _check_present(part, available, where, line, name)
+            check_present(part.source, available, where, line, name)
             track = class_id * TRACK_STRIDE + int(match.group(1))
-            records.append(_record(values, name, track))
-    return sorted(records, key=lambda record: record.name)
+            records.append(record(values, name, track))
+    return sorted(records, key=lambda r: r.name)
 
 
 def read_test_records(images: Part, labels: Part) -> list[Record]:
@@ -206,8 +181,8 @@ def read_test_records(images: Part, labels: Part) -> list[Record]:
     csv_name = labels.names[0]
     where = f"{labels.source.label}: {csv_name}"
     records = []
-    for line, values, filename in _parse_csv(labels.source, csv_name):
+    for line, values, filename in _parse_official(labels.source, csv_name):
         name = f"{folder.as_posix()}/{filename}"
-        _check_present(images, available, where, line, name)
-        records.append(_record(values, name, -1))
+        check_present(images.source, available, where, line, name)
+        records.append(record(values, name, -1))
     return records
