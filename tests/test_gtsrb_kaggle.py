@@ -289,7 +289,7 @@ def test_bad_kaggle_input_fails_in_one_line_and_writes_nothing(
     before = _files(cache)
     expected = BREAKAGES[breakage](folder)
     capsys.readouterr()
-    assert main(argv) == 2
+    assert main(argv) == 1
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("stnbench: error: "), captured.err
