@@ -21,15 +21,16 @@ install: $(STAMP)
 # would otherwise surface as pip's OSError half-way through the install.
 VENV_NEEDS_GB := 7
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package at a tested version, so that installs months apart agree.
+$(STAMP): pyproject.toml constraints.txt
 	@free_gb=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
 	if [ "$$free_gb" -lt $(VENV_NEEDS_GB) ] && [ ! -d $(VENV)/lib ]; then \
 		echo "make install: $(VENV) needs about $(VENV_NEEDS_GB) GB of disk, $$free_gb GB free in $(CURDIR)" >&2; \
 		exit 1; \
 	fi
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,slurm]'
+	$(BIN)/python -m pip install --quiet --upgrade pip -c constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,slurm]'
 	touch $(STAMP)
 
 demo: install

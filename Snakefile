@@ -1,5 +1,5 @@
 # The stnbench workflow: distorted MNIST and GTSRB, baselines against spatial transformers.
-# The grid, presets and rerun behaviour are described in README.md ("The workflow").
+# The grid, presets and rerun behaviour: docs/workflow.md; every config key: config/README.md.
 from snakemake.utils import min_version
 
 min_version("9.0")
