@@ -34,7 +34,8 @@ PLOTS = ("accuracy_vs_severity", "accuracy_vs_params", "throughput", "training_c
 NATIVE_SIZE = {"mnist": 28, "gtsrb": 32}
 GTSRB_SKIPPED = (
     "GTSRB skipped ({reason}). To add it, put GTSRB_Final_Training_Images.zip, "
-    "GTSRB_Final_Test_Images.zip and GTSRB_Final_Test_GT.zip in a folder, set `gtsrb.archives` "
+    "GTSRB_Final_Test_Images.zip and GTSRB_Final_Test_GT.zip (or Kaggle's Train.csv, Test.csv, "
+    "Train/ and Test/, or its zip) in a folder, set `gtsrb.archives` "
     f"in the config or ${ARCHIVES_ENV} to that folder, and run the workflow again."
 )
 
@@ -46,10 +47,13 @@ class Prep:
     dataset: str
     size: int
     roi_crop: bool
+    contrast: str = "original"
 
     @property
     def label(self) -> str:
-        return f"{self.size}px" + ("-roi" if self.roi_crop else "")
+        """e.g. ``48px-roi-histeq``; the original contrast adds nothing, as in the caches."""
+        contrast = "" if self.contrast == "original" else f"-{self.contrast}"
+        return f"{self.size}px" + ("-roi" if self.roi_crop else "") + contrast
 
     @property
     def id(self) -> str:
@@ -221,10 +225,16 @@ def _seeds(value: int | list[int]) -> list[int]:
 def _prep(experiment: Mapping[str, Any]) -> Prep:
     dataset = experiment["dataset"]
     if dataset == "mnist":
-        if experiment["size"] not in (None, NATIVE_SIZE["mnist"]) or experiment["roi_crop"]:
-            raise StnbenchError("config: `size` and `roi_crop` apply to GTSRB experiments only")
+        if (experiment["size"] not in (None, NATIVE_SIZE["mnist"]) or experiment["roi_crop"]
+                or experiment["contrast"] != "original"):
+            raise StnbenchError(
+                "config: `size`, `roi_crop` and `contrast` apply to GTSRB experiments only"
+            )
         return Prep("mnist", NATIVE_SIZE["mnist"], False)
-    return Prep(dataset, experiment["size"] or NATIVE_SIZE[dataset], experiment["roi_crop"])
+    return Prep(
+        dataset, experiment["size"] or NATIVE_SIZE[dataset], experiment["roi_crop"],
+        experiment["contrast"],
+    )
 
 
 def _members(experiments: Mapping[str, Any], variants: Mapping[str, dict]) -> dict[str, dict]:
@@ -263,6 +273,8 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
         prep = _prep(experiment)
         preps[prep.id] = prep
         gtsrb_options = {"size": prep.size, "roi_crop": prep.roi_crop}
+        if prep.contrast != "original":  # absent otherwise, as in the specs written before
+            gtsrb_options["contrast"] = prep.contrast
         # Severity means nothing without a distortion: one clean cell, not one per level.
         severities = [0.0] if experiment["distortions"] == ["none"] else experiment["severities"]
         for distortion, severity, (model, model_train), seed in itertools.product(
@@ -379,7 +391,8 @@ def prepare_arguments(config: Mapping[str, Any], prep: Prep) -> str:
         return "mnist"
     archives = shlex.quote(str(gtsrb_folder(config)))
     args = [prep.dataset, "--archives", archives, "--size", str(prep.size)]
-    return " ".join(args + (["--roi-crop"] if prep.roi_crop else []))
+    args += ["--roi-crop"] if prep.roi_crop else []
+    return " ".join(args + (["--contrast", prep.contrast] if prep.contrast != "original" else []))
 
 
 def bench_arguments(config: Mapping[str, Any], bench: pd.Series) -> str:

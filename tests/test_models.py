@@ -39,6 +39,7 @@ ZOO = {
     "st-cnn-projective",
     "st-cnn-tps",
     "idsia",
+    "idsia-mcdnn",
     "idsia-committee",
     "moodstocks-1st",
     "moodstocks-2st",

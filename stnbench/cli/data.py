@@ -5,7 +5,8 @@ import json
 
 from stnbench.cli.common import add_archives_argument, add_data_dir_argument
 from stnbench.cli.gallery import add_gallery_parser
-from stnbench.datasets import DATASETS, prepare_dataset
+from stnbench.datasets import CONTRASTS, DATASETS, prepare_dataset
+from stnbench.datasets.contrast import DEFAULT_CONTRAST
 from stnbench.paths import resolve_archives, resolve_data_dir
 
 
@@ -30,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
     prepare.add_argument(
         "--roi-crop", action="store_true", help="GTSRB: crop each image to its annotated sign first"
     )
+    prepare.add_argument(
+        "--contrast",
+        choices=CONTRASTS,
+        default=DEFAULT_CONTRAST,
+        help="GTSRB: normalise each image's contrast after resizing, as Ciresan et al. 2012 did "
+        "(imadjust, histeq, adapthisteq, conorm; default: original)",
+    )
     prepare.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     prepare.set_defaults(func=run_prepare)
 
@@ -43,6 +51,7 @@ def run_prepare(args: argparse.Namespace) -> None:
         archives=resolve_archives(args.archives),
         size=args.size,
         roi_crop=args.roi_crop,
+        contrast=args.contrast,
     )
     if args.json:
         print(json.dumps(summary, sort_keys=True))

@@ -5,12 +5,14 @@ from types import ModuleType
 from typing import Any
 
 from stnbench.datasets import gtsrb, mnist
+from stnbench.datasets.contrast import CONTRASTS, DEFAULT_CONTRAST
 from stnbench.datasets.tensors import DatasetTensors, Split
 from stnbench.errors import StnbenchError
 
 DATASETS = ("mnist", "gtsrb")
 
 __all__ = [
+    "CONTRASTS",
     "DATASETS",
     "DatasetTensors",
     "Split",
@@ -33,12 +35,16 @@ def prepare_dataset(
     archives: Path | None = None,
     size: int | None = None,
     roi_crop: bool = False,
+    contrast: str = DEFAULT_CONTRAST,
 ) -> dict[str, Any]:
     """Obtain and cache a dataset; returns a JSON-ready summary (cache, splits, classes, source).
 
     ``archives`` is GTSRB's folder; MNIST ignores it (it finds or fetches its own files).
+    ``contrast`` is one of ``CONTRASTS``, GTSRB only.
     """
-    return _module(name).prepare(Path(data_dir), archives=archives, size=size, roi_crop=roi_crop)
+    return _module(name).prepare(
+        Path(data_dir), archives=archives, size=size, roi_crop=roi_crop, contrast=contrast
+    )
 
 
 def load_dataset(
@@ -47,6 +53,7 @@ def load_dataset(
     *,
     size: int | None = None,
     roi_crop: bool = False,
+    contrast: str = DEFAULT_CONTRAST,
     val_fraction: float | None = None,
     split_seed: int = 0,
 ) -> DatasetTensors:
@@ -55,6 +62,7 @@ def load_dataset(
         Path(data_dir),
         size=size,
         roi_crop=roi_crop,
+        contrast=contrast,
         val_fraction=val_fraction,
         split_seed=split_seed,
     )

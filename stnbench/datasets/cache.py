@@ -21,9 +21,12 @@ from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write, atomic_write_json
 
 
-def cache_stem(name: str, size: int, roi_crop: bool = False) -> str:
-    """The name of one dataset's caches at one preprocessing, e.g. ``gtsrb-48px-roi``."""
-    return f"{name}-{size}px" + ("-roi" if roi_crop else "")
+def cache_stem(name: str, size: int, roi_crop: bool = False, contrast: str = "original") -> str:
+    """The name of one dataset's caches at one preprocessing, e.g. ``gtsrb-48px-roi-histeq``
+    (the original contrast adds nothing, so that caches made before contrasts existed stay)."""
+    return f"{name}-{size}px" + ("-roi" if roi_crop else "") + (
+        "" if contrast == "original" else f"-{contrast}"
+    )
 
 
 def content_key(source_sha256: str, preprocessing: dict[str, Any]) -> str:

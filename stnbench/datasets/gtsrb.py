@@ -30,6 +30,12 @@ from stnbench.datasets.cache import (
     read_tensors,
     write_cache,
 )
+from stnbench.datasets.contrast import (
+    DEFAULT_CONTRAST,
+    apply_contrast,
+    check_contrast,
+    contrast_library,
+)
 from stnbench.datasets.gtsrb_files import (
     KAGGLE_FILES,
     TEST_IMAGES_ZIP,
@@ -139,9 +145,10 @@ def _scaled_span(start: int, stop: int, scale: float, extent: int) -> tuple[int,
 
 
 def _images(
-    source: FileSource, records: list[Record], size: int, roi_crop: bool, what: str
+    source: FileSource, records: list[Record], size: int, roi_crop: bool, contrast: str, what: str
 ) -> torch.Tensor:
-    """uint8 [N, 3, size, size]; images of equal size are resized together as one batch."""
+    """uint8 [N, 3, size, size]; images of equal size are resized together as one batch, then
+    each is normalised by ``contrast``."""
     decoded = []
     by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
     for index, record in enumerate(tqdm(records, desc=f"GTSRB {what}", unit="img", disable=None)):
@@ -156,7 +163,7 @@ def _images(
         if shape != (size, size):
             batch = F.resize(batch, [size, size], InterpolationMode.BILINEAR, antialias=True)
         out[indices] = batch
-    return out
+    return apply_contrast(out, contrast)
 
 
 def _download_with_torchvision(data_dir: Path) -> Path | None:
@@ -196,40 +203,61 @@ def _locate(data_dir: Path, archives: Path | None) -> Path:
 
 
 def _build(
-    files: GtsrbSet, train: list[Record], test: list[Record], size: int, roi_crop: bool
+    files: GtsrbSet,
+    train: list[Record],
+    test: list[Record],
+    size: int,
+    roi_crop: bool,
+    contrast: str,
 ) -> dict:
-    train_images = _images(files.train_source, train, size, roi_crop, "train")
+    train_images = _images(files.train_source, train, size, roi_crop, contrast, "train")
     return {
         "train_images": train_images,
         "train_moments": pixel_moments(train_images),
         "train_labels": torch.tensor([r.label for r in train], dtype=torch.int64),
         "train_tracks": torch.tensor([r.track for r in train], dtype=torch.int64),
-        "test_images": _images(files.test_source, test, size, roi_crop, "test"),
+        "test_images": _images(files.test_source, test, size, roi_crop, contrast, "test"),
         "test_labels": torch.tensor([r.label for r in test], dtype=torch.int64),
     }
 
 
+def _preprocessing(size: int, roi_crop: bool, contrast: str) -> dict[str, Any]:
+    """What the cached tensors were made with; the original contrast is left out, so that
+    caches and keys made before contrasts existed stay valid."""
+    preprocessing = {
+        "size": size,
+        "roi_crop": roi_crop,
+        "resize": "bilinear, antialias",
+        "version": PREPROCESSING_VERSION,
+    }
+    if contrast != DEFAULT_CONTRAST:
+        preprocessing["contrast"] = contrast
+        preprocessing["contrast_library"] = contrast_library()
+    return preprocessing
+
+
 def prepare(
-    data_dir: Path, *, archives: Path | None = None, size: int | None = None, roi_crop: bool = False
+    data_dir: Path,
+    *,
+    archives: Path | None = None,
+    size: int | None = None,
+    roi_crop: bool = False,
+    contrast: str = DEFAULT_CONTRAST,
 ) -> dict[str, Any]:
     size = _check_size(size)
+    check_contrast(contrast)
     data_dir = Path(data_dir)
     cdir = cache_dir(data_dir)
-    stem = cache_stem("gtsrb", size, roi_crop)
+    stem = cache_stem("gtsrb", size, roi_crop, contrast)
     folder = _locate(data_dir, archives)
     with prepare_lock(cdir, stem), open_gtsrb(folder) as files:
         train, test = files.train, files.test
         source = files.describe()
-        preprocessing = {
-            "size": size,
-            "roi_crop": roi_crop,
-            "resize": "bilinear, antialias",
-            "version": PREPROCESSING_VERSION,
-        }
+        preprocessing = _preprocessing(size, roi_crop, contrast)
         key = content_key(source["sha256"], preprocessing)
         manifest = read_manifest(cdir, stem)
         if manifest is None or manifest["key"] != key:
-            tensors = _build(files, train, test, size, roi_crop)
+            tensors = _build(files, train, test, size, roi_crop, contrast)
             _, val_indices = track_split(
                 tensors["train_labels"], tensors["train_tracks"], VAL_FRACTION, seed=0
             )
@@ -253,6 +281,7 @@ def prepare(
         "image_size": size,
         "channels": 3,
         "roi_crop": roi_crop,
+        "contrast": contrast,
         "source": manifest["source"],
         "test_set": manifest["test_set"],
     }
@@ -267,16 +296,20 @@ def load(
     *,
     size: int | None = None,
     roi_crop: bool = False,
+    contrast: str = DEFAULT_CONTRAST,
     val_fraction: float | None = None,
     split_seed: int = 0,
 ) -> DatasetTensors:
     """GTSRB with ``val_fraction`` of each class's tracks (10% by default) held out as val."""
     size = _check_size(size)
+    check_contrast(contrast)
     data_dir = Path(data_dir)
     cdir = cache_dir(data_dir)
-    manifest = read_manifest(cdir, cache_stem("gtsrb", size, roi_crop))
+    manifest = read_manifest(cdir, cache_stem("gtsrb", size, roi_crop, contrast))
     if manifest is None or manifest["preprocessing"].get("version") != PREPROCESSING_VERSION:
-        crop_flag = " --roi-crop" if roi_crop else ""
+        crop_flag = (" --roi-crop" if roi_crop else "") + (
+            "" if contrast == DEFAULT_CONTRAST else f" --contrast {contrast}"
+        )
         raise StnbenchError(
             f"GTSRB at {size} px{crop_flag} not prepared in {cdir}: run `stnbench data prepare "
             f"gtsrb --archives DIR --size {size}{crop_flag} --data-dir {data_dir}`"

@@ -123,18 +123,25 @@ def _val_size(val_fraction: float | None) -> int:
     return round(TRAIN_SIZE * check_val_fraction(val_fraction))
 
 
-def _check_options(size: int | None, roi_crop: bool) -> None:
+def _check_options(size: int | None, roi_crop: bool, contrast: str) -> None:
     if size not in (None, IMAGE_SIZE):
         raise StnbenchError(f"size {size}: MNIST images are {IMAGE_SIZE} px; leave the size unset")
     if roi_crop:
         raise StnbenchError("roi_crop: MNIST has no regions of interest; only GTSRB does")
+    if contrast != "original":
+        raise StnbenchError(f"contrast {contrast!r}: MNIST has no contrasts; only GTSRB does")
 
 
 def prepare(
-    data_dir: Path, *, archives: Path | None = None, size: int | None = None, roi_crop: bool = False
+    data_dir: Path,
+    *,
+    archives: Path | None = None,
+    size: int | None = None,
+    roi_crop: bool = False,
+    contrast: str = "original",
 ) -> dict[str, Any]:
     """Obtain MNIST and cache it as tensors; ``archives`` (GTSRB's) plays no part."""
-    _check_options(size, roi_crop)
+    _check_options(size, roi_crop, contrast)
     data_dir = Path(data_dir)
     cdir = cache_dir(data_dir)
     stem = cache_stem("mnist", IMAGE_SIZE)
@@ -172,6 +179,7 @@ def load(
     *,
     size: int | None = None,
     roi_crop: bool = False,
+    contrast: str = "original",
     val_fraction: float | None = None,
     split_seed: int = 0,
 ) -> DatasetTensors:
@@ -179,7 +187,7 @@ def load(
 
     The split is fixed, so ``split_seed`` has no effect.
     """
-    _check_options(size, roi_crop)
+    _check_options(size, roi_crop, contrast)
     data_dir = Path(data_dir)
     cdir = cache_dir(data_dir)
     manifest = read_manifest(cdir, cache_stem("mnist", IMAGE_SIZE))

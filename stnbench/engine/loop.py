@@ -34,6 +34,7 @@ from stnbench.io import atomic_write_json
 from stnbench.models import count_flops, count_parameters, create_model, parameter_groups
 from stnbench.paths import cache_dir, resolve_archives, resolve_data_dir
 from stnbench.transforms import Distortion, cached_distorted_split, distort_split, get_distortion
+from stnbench.transforms.augmentation import Jitter, get_augmentation
 
 METRICS_NAME = "metrics.json"
 # On CUDA a per-step check would synchronise the device every step.
@@ -70,6 +71,7 @@ def train_epoch(
     train: Split,
     *,
     distortion: Distortion | None,
+    augmentation: Jitter | None = None,
     seed: int,
     epoch: int,
     batch_size: int,
@@ -80,7 +82,8 @@ def train_epoch(
     description: str = "",
 ) -> dict:
     """One pass over ``train`` (uint8 images and labels already on the device) in an order
-    drawn from (seed, epoch); ``distortion``, when given, is applied afresh to every batch."""
+    drawn from (seed, epoch); ``distortion``, then ``augmentation``, when given, are applied
+    afresh to every batch, each from its own stream of (seed, epoch)."""
     device = train.images.device
     count = len(train.labels)
     order = torch.randperm(
@@ -88,6 +91,7 @@ def train_epoch(
     )
     order = order.to(device)
     distortion_generator = torch.Generator().manual_seed(epoch_seed(seed, epoch, 1))
+    augmentation_generator = torch.Generator().manual_seed(epoch_seed(seed, epoch, 2))
     check_every = CHECK_EVERY[device.type]
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -109,6 +113,8 @@ def train_epoch(
             images = train.images[index].float().div_(255)
             if distortion is not None:
                 images = distortion(images, distortion_generator)
+            if augmentation is not None:
+                images = augmentation(images, augmentation_generator)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             labels = train.labels[index]
@@ -167,7 +173,7 @@ def _to_device(split: Split, device: torch.device) -> Split:
 def _load_data(spec: RunSpec) -> DatasetTensors:
     """The prepared data set, preparing it first (from --archives for GTSRB) if needed."""
     data_dir = resolve_data_dir(spec.data_dir)
-    options = {"size": spec.size, "roi_crop": spec.roi_crop}
+    options = {"size": spec.size, "roi_crop": spec.roi_crop, "contrast": spec.contrast}
     try:
         return load_dataset(spec.dataset, data_dir, val_fraction=spec.val_fraction, **options)
     except StnbenchError:
@@ -274,6 +280,7 @@ def run(spec: RunSpec, out: Path) -> dict:
                 scheduler,
                 train,
                 distortion=batch_distortion,
+                augmentation=get_augmentation(spec.augmentation),
                 seed=spec.seed,
                 epoch=epoch,
                 batch_size=spec.batch_size,

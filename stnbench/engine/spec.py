@@ -11,12 +11,13 @@ from typing import Any
 
 import yaml
 
-from stnbench.datasets import DATASETS
+from stnbench.datasets import CONTRASTS, DATASETS
 from stnbench.device import PRECISIONS, resolve_device
 from stnbench.engine.recipes import get_recipe, recipe_source
 from stnbench.errors import StnbenchError
 from stnbench.models import model_info
 from stnbench.models.builder import DOCUMENTATION_KEYS
+from stnbench.transforms.augmentation import AUGMENTATIONS
 
 TRAIN_DISTORTIONS = ("fresh", "fixed")
 # benchmarks/precision.py on this project's 2-core AMD EPYC (AVX2, no native bf16): bf16
@@ -36,6 +37,9 @@ DEFAULT_DIVERGENCE = {
 # is not retrained when only these differ.
 RUNTIME_FIELDS = ("threads", "data_dir", "archives")
 REQUIRED_FIELDS = ("dataset", "distortion", "severity", "model", "seed")
+# Fields added after runs were recorded without them, with the value those runs had: at this
+# value a field leaves a run's identity as it was, so that finished runs stay finished.
+ADDED_FIELDS = {"contrast": "original", "augmentation": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +64,11 @@ class RunSpec:
     threads: int | None = None
     size: int | None = None
     roi_crop: bool = False
+    # GTSRB's contrast normalisation (stnbench.datasets.CONTRASTS), a cached preparation.
+    contrast: str = "original"
+    # A training augmentation drawn afresh for every batch from (seed, epoch), applied after
+    # the distortion (stnbench.transforms.AUGMENTATIONS); None: none.
+    augmentation: str | None = None
     val_fraction: float | None = None
     # "fresh": new random distortions of the training set every epoch, drawn from
     # (seed, epoch); "fixed": one distorted copy of the training set for the whole run.
@@ -92,7 +101,12 @@ def identity(config: Mapping[str, Any]) -> dict:
     """What makes two runs the same run: the config without its runtime-only fields and
     without the model's documentation (a corrected source or a declared baseline leaves the
     network, and so the run, as it was)."""
-    same = {key: value for key, value in config.items() if key not in RUNTIME_FIELDS}
+    same = {
+        key: value
+        for key, value in config.items()
+        if key not in RUNTIME_FIELDS
+        and not (key in ADDED_FIELDS and value == ADDED_FIELDS[key])
+    }
     model = same.get("model_definition")
     if isinstance(model, dict):
         model = {key: value for key, value in model.items() if key not in DOCUMENTATION_KEYS}
@@ -211,7 +225,17 @@ def _validate(spec: RunSpec) -> None:
             f"--model {spec.model}: meant for {', '.join(meant_for)}, not {spec.dataset} (its "
             "layers and recipe assume that data set's images)"
         )
-    for name, choices in (("precision", PRECISIONS), ("train_distortion", TRAIN_DISTORTIONS)):
+    if spec.dataset != "gtsrb" and spec.contrast != "original":
+        raise StnbenchError(f"contrast {spec.contrast!r}: GTSRB only; {spec.dataset} has none")
+    if spec.augmentation is not None and spec.augmentation not in AUGMENTATIONS:
+        raise StnbenchError(
+            f"augmentation {spec.augmentation!r}: expected one of {', '.join(AUGMENTATIONS)}"
+        )
+    for name, choices in (
+        ("precision", PRECISIONS),
+        ("train_distortion", TRAIN_DISTORTIONS),
+        ("contrast", CONTRASTS),
+    ):
         if getattr(spec, name) not in choices:
             raise StnbenchError(
                 f"{name} {getattr(spec, name)!r}: expected one of {', '.join(choices)}"

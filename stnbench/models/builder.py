@@ -18,15 +18,15 @@ import torch
 from torch import Tensor, nn
 
 from stnbench.errors import StnbenchError
-from stnbench.models.layers import LCN_KERNELS, LocalContrastNorm, Standardize
+from stnbench.models.layers import LCN_KERNELS, LocalContrastNorm, ScaledTanh, Standardize
 from stnbench.models.spatial_transformer import SpatialTransformer
 from stnbench.models.transformations import make_grid_generator
 
 DATASETS = ("mnist", "gtsrb")
-RECIPES = ("stn-paper-mnist", "moodstocks", "idsia", "tutorial")
+RECIPES = ("stn-paper-mnist", "moodstocks", "idsia", "idsia-mcdnn", "tutorial")
 TOP_LEVEL_KEYS = (
     "name", "description", "source", "baseline", "datasets", "recipe", "preprocess", "committee",
-    "layers",
+    "init", "layers",
 )
 # Keys that describe a model without changing what it computes.
 DOCUMENTATION_KEYS = ("description", "source", "baseline")
@@ -35,6 +35,7 @@ LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "maxpool": ("kernel", "stride"),
     "relu": (),
     "tanh": (),
+    "scaled_tanh": (),
     "linear": ("out",),
     "dropout": ("p",),
     "dropout2d": ("p",),
@@ -44,7 +45,13 @@ LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
 # The shorthand `- type: value` sets this argument.
 SHORTHAND = {"maxpool": "kernel", "linear": "out", "dropout": "p", "dropout2d": "p", "lcn": "size"}
 OVERRIDES = ("transform", "components", "grid_size", "columns")
+# `init: {uniform: a}`: every conv and linear weight and bias drawn uniformly from [-a, a]
+# (the spatial transformers' regressors keep their identity start).
+INITS = ("uniform",)
 CLASSES = "classes"
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "scaled_tanh": ScaledTanh,
+}
 
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) for vectors
 
@@ -97,6 +104,8 @@ def build_model(definition: Any, source: str, spec: InputSpec, overrides: dict) 
         body: nn.Module = builder.column(definition["layers"])
     else:
         body = Committee([builder.column(definition["layers"]) for _ in range(columns)])
+    if "init" in definition:
+        _initialise(body, definition["init"]["uniform"])
     return Model(definition["name"], definition, body)
 
 
@@ -126,6 +135,13 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
     baseline = definition.get("baseline")
     if baseline is not None and (not isinstance(baseline, str) or not baseline):
         raise StnbenchError(f"{source}: baseline must be the name of a model, got {baseline!r}")
+    init = definition.get("init")
+    if init is not None and not (
+        isinstance(init, dict) and set(init) == set(INITS)
+        and isinstance(init["uniform"], int | float) and not isinstance(init["uniform"], bool)
+        and init["uniform"] > 0
+    ):
+        raise StnbenchError(f"{source}: init must be {{uniform: a}} with a > 0, got {init!r}")
     committee = definition.get("committee")
     if committee is not None and (not isinstance(committee, dict) or set(committee) != {"columns"}):
         raise StnbenchError(f"{source}: committee must be a mapping with the one key 'columns'")
@@ -158,6 +174,15 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
                                 or columns < 1):
         raise StnbenchError(f"{source}: committee.columns {columns!r} must be a positive integer")
     return resolved
+
+
+def _initialise(body: nn.Module, bound: float) -> None:
+    regressors = {id(m.regressor) for m in body.modules() if isinstance(m, SpatialTransformer)}
+    for module in body.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear) and id(module) not in regressors:
+            for parameter in (module.weight, module.bias):
+                if parameter is not None:
+                    nn.init.uniform_(parameter, -bound, bound)
 
 
 def _parse_entry(entry: Any, where: str) -> tuple[str, dict]:
@@ -298,8 +323,8 @@ class _Builder:
         spatial = len(shape) == 3
         if kind in ("conv", "maxpool", "dropout2d", "lcn") and not spatial:
             raise StnbenchError(f"{where}: {kind} needs a feature map, got a vector of {shape[0]}")
-        if kind in ("relu", "tanh"):
-            return [nn.ReLU() if kind == "relu" else nn.Tanh()], shape
+        if kind in ACTIVATIONS:
+            return [ACTIVATIONS[kind]()], shape
         if kind in ("dropout", "dropout2d"):
             p = args.get("p", 0.5)
             if not isinstance(p, (int, float)) or not 0 <= p < 1:

@@ -24,6 +24,20 @@ class Standardize(nn.Module):
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
 
 
+class ScaledTanh(nn.Module):
+    """LeCun's scaled hyperbolic tangent, 1.7159 tanh(2x/3) (LeCun et al. 1998, appendix A):
+    f(1) = 1 and f(-1) = -1, with its largest second derivative at +-1."""
+
+    amplitude = 1.7159
+    slope = 2 / 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.amplitude * torch.tanh(self.slope * x)
+
+    def extra_repr(self) -> str:
+        return f"amplitude={self.amplitude}, slope={self.slope:.4f}"
+
+
 def lcn_kernel(size: int, kind: str) -> Tensor:
     """The [size, size] averaging window, summing to 1.
 

@@ -138,6 +138,7 @@ def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
     data_dir = resolve_data_dir(data_dir if data_dir is not None else config.get("data_dir"))
     data = load_dataset(metrics["dataset"], data_dir, size=config.get("size"),
                         roi_crop=bool(config.get("roi_crop")),
+                        contrast=config.get("contrast", "original"),
                         val_fraction=config.get("val_fraction"))
     distortion = get_distortion(metrics["distortion"], metrics["severity"],
                                 dataset=metrics["dataset"])

@@ -3,8 +3,10 @@
 ``get_distortion(family, severity, dataset=...)`` gives a callable that distorts float image
 batches on their own device; ``distort_split`` and ``cached_distorted_split`` make whole
 splits, the same bytes for the same (dataset, split, family, severity, seed).
+``get_augmentation`` gives a training augmentation (``AUGMENTATIONS``), drawn like them.
 """
 
+from stnbench.transforms.augmentation import AUGMENTATIONS, Jitter, get_augmentation
 from stnbench.transforms.cache import cached_distorted_split
 from stnbench.transforms.distortion import (
     FAMILIES,
@@ -16,13 +18,16 @@ from stnbench.transforms.distortion import (
 from stnbench.transforms.families import MAXIMA, PAPER_FAMILIES, Maxima
 
 __all__ = [
+    "AUGMENTATIONS",
     "FAMILIES",
     "GRADED_FAMILIES",
     "MAXIMA",
     "PAPER_FAMILIES",
     "Distortion",
+    "Jitter",
     "Maxima",
     "cached_distorted_split",
     "distort_split",
+    "get_augmentation",
     "get_distortion",
 ]

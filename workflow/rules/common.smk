@@ -24,7 +24,7 @@ ENV = "../envs/stnbench.yaml"
 wildcard_constraints:
     cell=r"[^/]+",
     bench=r"[^/]+",
-    prep=r"[a-z]+-\d+px(-roi)?",
+    prep=r"[a-z]+-\d+px(-roi)?(-(imadjust|histeq|adapthisteq|conorm))?",
     variant=r"[A-Za-z0-9][A-Za-z0-9.-]*",
 
 
