@@ -267,7 +267,6 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
     }
     members = _members(experiments, variants)
     rows: dict[tuple, dict] = {}
-    prep_of_run: dict[tuple, tuple[str, str]] = {}
     preps: dict[str, Prep] = {}
     for name, experiment in experiments.items():
         prep = _prep(experiment)
@@ -290,17 +289,6 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
                 **copy.deepcopy({**experiment["train"], **model_train}),
             }
             key = (prep.dataset, prep.label, distortion, severity, model, seed)
-            # The results tables key a run without its preparation, so a results_dir holds
-            # each run at one size and crop only.
-            first_label, first_experiment = prep_of_run.setdefault(
-                (prep.dataset, distortion, severity, model, seed), (prep.label, name))
-            if first_label != prep.label:
-                raise StnbenchError(
-                    f"config experiments {first_experiment} and {name}: both train {model} on "
-                    f"{prep.dataset} {distortion} at severity {severity}, seed {seed}, at "
-                    f"{first_label} and {prep.label}; the tables compare one preparation, so "
-                    "give one of them a config with its own results_dir"
-                )
             viz = model in experiment["viz"]
             if key in rows:
                 if rows[key]["spec"] != spec:

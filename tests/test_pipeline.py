@@ -332,21 +332,22 @@ def test_cells_shared_by_experiments_are_one_cell(data_dir: Path) -> None:
         pipeline.build_grid(config)
 
 
-def test_one_run_at_two_gtsrb_sizes_in_one_results_dir_is_refused(
+def test_one_run_at_two_gtsrb_preparations_is_two_runs_in_one_results_dir(
     data_dir: Path, gtsrb_archives: Path
 ) -> None:
+    # A run's preparation is part of its key, so 32 and 48 px, whole image and ROI, sit side
+    # by side in one results folder, each in its own run folder.
     experiment = {"dataset": "gtsrb", "distortions": ["none"], "models": ["idsia"], "seeds": 2}
     config = validated({
         "scale": "t", "results_dir": "r", "data_dir": str(data_dir),
         "gtsrb": {"archives": str(gtsrb_archives)},
         "experiments": {"small": {**experiment, "size": 32},
-                        "large": {**experiment, "size": 48, "seeds": [1, 2]}},
+                        "large": {**experiment, "size": 48, "seeds": [1, 2]},
+                        "roi": {**experiment, "size": 48, "roi_crop": True, "seeds": [1]}},
     })
-    with pytest.raises(StnbenchError, match=r"experiments small and large: .* seed 1, at 32px "
-                                            r"and 48px"):
-        pipeline.build_grid(config)
-    config["experiments"]["large"]["seeds"] = [2]
-    assert sorted(pipeline.build_grid(config).cells["prep"]) == ["32px", "32px", "48px"]
+    cells = pipeline.build_grid(config).cells
+    assert sorted(cells["prep"]) == ["32px", "32px", "48px", "48px", "48px-roi"]
+    assert cells.index.is_unique
 
 
 def test_model_meant_for_another_dataset_is_refused(data_dir: Path) -> None:
