@@ -6,7 +6,6 @@ each timed block) after a warm-up, and reported as the median and interquartile 
 least ``repeats`` timed blocks, because a single run on a shared machine says little.
 """
 
-import json
 import os
 import threading
 import time
@@ -14,11 +13,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import jsonschema
 import psutil
 import torch
 import torch.nn.functional as F
@@ -30,6 +26,7 @@ from stnbench import provenance
 from stnbench.errors import StnbenchError
 from stnbench.models import DATASET_INPUTS, count_flops, count_parameters, create_model, model_info
 from stnbench.models.flops import ST_FLOP_FORMULAS
+from stnbench.schemas import load_schema, validate
 
 SCHEMA_VERSION = 1
 DEFAULT_BATCH_SIZES = (1, 64, 256)
@@ -373,18 +370,13 @@ def bench_report(
     }
 
 
-@cache
 def bench_schema() -> dict[str, Any]:
-    return json.loads(resources.files("stnbench").joinpath("bench_schema.json").read_text())
+    return load_schema("stnbench", "bench_schema.json")
 
 
 def validate_bench(report: dict[str, Any]) -> None:
     """Raise StnbenchError naming the first field that does not follow the bench schema."""
-    try:
-        jsonschema.validate(report, bench_schema())
-    except jsonschema.ValidationError as error:
-        where = "/".join(map(str, error.absolute_path)) or "(top level)"
-        raise StnbenchError(f"bench JSON field {where}: {error.message}") from None
+    validate(report, bench_schema(), "bench JSON")
 
 
 def describe(report: dict[str, Any]) -> str:
