@@ -3,10 +3,9 @@
 import os
 import platform
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -57,18 +56,16 @@ def cpu_flags() -> tuple[str, ...]:
     return tuple(flag for flag in SPEED_FLAGS if flag in flags)
 
 
-def device_label(record: Mapping[str, Any]) -> str | None:
-    """A result file's device for tables and plots: a CPU's name with the fastest of its
-    ``SPEED_FLAGS``, since the name alone gives two CPUs of unlike speed one label, or with
-    "flags unrecorded" for files written before the flags were recorded."""
-    name = record.get("device")
-    if name is None or record.get("device_type") != "cpu":
-        return name
-    flags = (record.get("machine") or {}).get("cpu_flags")
-    if flags is None:
-        return f"{name} [flags unrecorded]"
-    known = [flag for flag in flags if flag in SPEED_FLAGS]
-    return f"{name} [{max(known, key=SPEED_FLAGS.index)}]" if known else name
+def device_label(device: str, device_type: str, cpu_flags: Sequence[str] | None) -> str:
+    """A result's device for tables and plots: a CPU's name with the fastest of its
+    ``SPEED_FLAGS``, since the name alone gives two CPUs of unlike speed one label;
+    ``cpu_flags`` None marks a result recorded without them."""
+    if device_type != "cpu":
+        return device
+    if cpu_flags is None:
+        return f"{device} [flags unrecorded]"
+    known = [flag for flag in cpu_flags if flag in SPEED_FLAGS]
+    return f"{device} [{max(known, key=SPEED_FLAGS.index)}]" if known else device
 
 
 def device_name(device: torch.device) -> str:

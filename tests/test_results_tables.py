@@ -49,24 +49,41 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
         np.savez(run / "predictions.npz", **arrays)
     else:
         val_accuracy = None
+    config = {"scale": scale, "model": model, "dataset": dataset, "distortion": distortion,
+              "severity": severity, "seed": seed, "size": None, "roi_crop": False,
+              "contrast": "original", "augmentation": None,
+              "eval_seed": 0, "limit_train": None, "data_dir": None, "val_fraction": None,
+              "model_definition": {
+                  "description": f"{model} for tests",
+                  "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
+                                 **({"baseline": baseline} if baseline else {})},
+              }}
     metrics = {
+        "schema_version": 1,
         "status": status, "reason": None if accuracy is not None else "theta exploded",
         "dataset": dataset, "distortion": distortion, "severity": severity, "model": model,
-        "seed": seed, "epochs": 2, "epochs_completed": 2, "selected_epoch": 2,
+        "seed": seed, "scale": scale, "epochs": 2, "epochs_completed": 2, "selected_epoch": 2,
         "test_accuracy": accuracy, "test_error": None if accuracy is None else 1 - accuracy,
-        "val_accuracy": val_accuracy, "params": params, "flops": 20 * params,
-        "train_images_per_s": 1000.0, "device": "test cpu", "device_type": "cpu",
-        "precision": "fp32",
+        "test_loss": None if accuracy is None else 0.5, "per_class_accuracy": None,
+        "confusion_matrix": None, "val_accuracy": val_accuracy, "params": params,
+        "flops": 20 * params, "train_images_per_s": 1000.0, "wall_s": 2.0,
+        "device": "test cpu", "device_type": "cpu", "precision": "fp32",
+        "bit_reproducible": True, "torch": "2", "git_commit": "0" * 40,
+        "machine": {"cpu": "test cpu", "cpu_flags": None, "cpu_count": 2, "platform": "Linux",
+                    "python": "3", "torch": "2", "cuda": None, "gpu": None,
+                    "git_commit": "0" * 40, "device": "test cpu", "device_type": "cpu"},
         "history": [{"epoch": epoch, "train_loss": 1.0 / epoch, "train_accuracy": 0.5,
                      "val_loss": 1.0, "val_accuracy": 0.5 + 0.1 * epoch, "lr": 0.01,
-                     "images_per_s": 1000.0, "wall_s": 1.0} for epoch in (1, 2)],
-        "config": {"scale": scale, "model": model, "dataset": dataset, "model_definition": {
-            "description": f"{model} for tests",
-            "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
-                           **({"baseline": baseline} if baseline else {})},
-        }},
+                     "images_per_s": 1000.0, "train_s": 1.0, "wall_s": 1.0}
+                    for epoch in (1, 2)],
+        "config": config,
         "test_set": {"name": f"{dataset} test", "size": TEST_IMAGES, "note": note},
     }
+    if accuracy is not None:
+        confusion = np.zeros((10, 10), np.int64)
+        np.add.at(confusion, (label, predicted), 1)
+        metrics.update(confusion_matrix=confusion.tolist(),
+                       per_class_accuracy=(confusion.diagonal() / confusion.sum(1)).tolist())
     (run / "metrics.json").write_text(json.dumps(metrics))
     return run
 
@@ -202,8 +219,8 @@ def test_two_cpus_of_one_name_but_unlike_flags_are_two_devices(tmp_path: Path):
                               (2, None, 200.0)):
         run = write_run(root, model="cnn", seed=seed, accuracy=0.9)
         metrics = json.loads((run / "metrics.json").read_text())
-        metrics.update(device="AMD EPYC", train_images_per_s=rate,
-                       machine={"cpu": "AMD EPYC", **({"cpu_flags": flags} if flags else {})})
+        metrics.update(device="AMD EPYC", train_images_per_s=rate)
+        metrics["machine"].update(cpu="AMD EPYC", cpu_flags=flags)
         (run / "metrics.json").write_text(json.dumps(metrics))
     runs = collect(root).runs
     assert list(runs["device"]) == ["AMD EPYC [avx2]", "AMD EPYC [avx512_bf16]",

@@ -18,10 +18,12 @@ from stnbench import provenance
 from stnbench.cli import main
 from stnbench.datasets import DatasetTensors
 from stnbench.engine import loop
-from stnbench.engine.checkpoint import CHECKPOINT_NAME
+from stnbench.engine.checkpoint import CHECKPOINT_NAME, SAVED
 from stnbench.engine.divergence import CollapseCheck, Diverged
 from stnbench.engine.evolution import EVOLUTION_FRAMES, EVOLUTION_NAME, EVOLUTION_SAMPLES
+from stnbench.engine.predictions import read_predictions
 from stnbench.engine.recipes import ScheduleFactor, get_recipe
+from stnbench.engine.record import read_record
 from stnbench.engine.spec import identity, resolve_spec
 from stnbench.errors import StnbenchError
 from stnbench.models import create_model, spatial_transformers
@@ -29,48 +31,6 @@ from stnbench.models import create_model, spatial_transformers
 REPO = Path(__file__).resolve().parents[1]
 TINY_ST = str(REPO / "tests" / "data" / "tiny-st-cnn.yaml")
 TINY_CNN = str(REPO / "tests" / "data" / "tiny-cnn.yaml")
-# The keys every metrics.json carries (the project's contract with the results tables).
-METRICS_KEYS = {
-    "status",
-    "reason",
-    "dataset",
-    "distortion",
-    "severity",
-    "model",
-    "seed",
-    "epochs",
-    "epochs_completed",
-    "selected_epoch",
-    "test_accuracy",
-    "test_error",
-    "val_accuracy",
-    "per_class_accuracy",
-    "confusion_matrix",
-    "history",
-    "params",
-    "flops",
-    "train_images_per_s",
-    "wall_s",
-    "device",
-    "device_type",
-    "precision",
-    "bit_reproducible",
-    "torch",
-    "git_commit",
-    "machine",
-    "config",
-    "test_set",
-}
-HISTORY_KEYS = {
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "images_per_s",
-    "wall_s",
-}
 # Small enough for seconds per run on one thread, large enough to learn something.
 TINY = {
     "limit_train": 1024,
@@ -215,68 +175,64 @@ def test_step_schedule_keeps_its_shape_when_the_run_is_shortened() -> None:
     assert exponential(9) == 1.0 and exponential(25) == pytest.approx(0.95**2)
 
 
-def test_metrics_have_every_contract_key_and_predictions_match(reference_run: Path) -> None:
-    metrics = json.loads((reference_run / "metrics.json").read_text())
-    assert set(metrics) >= METRICS_KEYS
-    assert metrics["status"] == "ok" and metrics["reason"] is None
-    assert metrics["epochs"] == metrics["epochs_completed"] == 3
-    assert all(set(entry) >= HISTORY_KEYS for entry in metrics["history"])
-    best = max(metrics["history"], key=lambda entry: entry["val_accuracy"])
-    assert metrics["selected_epoch"] == best["epoch"]
-    assert metrics["val_accuracy"] == best["val_accuracy"]
-    assert metrics["test_error"] == pytest.approx(1 - metrics["test_accuracy"])
-    assert metrics["bit_reproducible"] is True and metrics["device_type"] == "cpu"
-    assert set(metrics["machine"]["cpu_flags"]) <= set(provenance.SPEED_FLAGS)
-    assert (
-        metrics["config"]["limit_train"] == 1024
-        and metrics["config"]["recipe"] == "stn-paper-mnist"
-    )
-    assert metrics["test_set"]["size"] == 300
-    predictions = np.load(reference_run / "predictions.npz")
-    assert predictions["predicted"].dtype == np.int64 and predictions["predicted"].shape == (300,)
-    assert (predictions["predicted"] == predictions["label"]).mean() == pytest.approx(
-        metrics["test_accuracy"]
-    )
+def test_record_follows_the_schema_and_predictions_match(reference_run: Path) -> None:
+    record = read_record(reference_run / "metrics.json")
+    assert record.schema_version == 1
+    assert record.status == "ok" and record.reason is None
+    assert record.epochs == record.epochs_completed == len(record.history) == 3
+    best = max(record.history, key=lambda entry: entry.val_accuracy)
+    assert record.selected_epoch == best.epoch
+    assert record.val_accuracy == best.val_accuracy
+    assert record.test_error == pytest.approx(1 - record.test_accuracy)
+    assert record.bit_reproducible is True and record.device_type == "cpu"
+    assert set(record.machine.cpu_flags) <= set(provenance.SPEED_FLAGS)
+    assert record.config["limit_train"] == 1024 and record.config["recipe"] == "stn-paper-mnist"
+    assert record.test_set.size == 300
+    predictions = read_predictions(reference_run / "predictions.npz")
+    test, val = predictions["test"], predictions["val"]
+    assert test.predicted.dtype == np.int64 and test.predicted.shape == (300,)
+    assert (test.predicted == test.label).mean() == pytest.approx(record.test_accuracy)
     # The selected epoch's validation predictions, not the last epoch's.
-    assert (predictions["val_predicted"] == predictions["val_label"]).mean() == pytest.approx(
-        metrics["val_accuracy"]
-    )
-    confusion = np.array(metrics["confusion_matrix"])
+    assert (val.predicted == val.label).mean() == pytest.approx(record.val_accuracy)
+    # Class probabilities for committees: one distribution per image, in half precision,
+    # whose most likely class is the prediction (up to float16 ties).
+    for split in (test, val):
+        assert split.probabilities.dtype == np.float16
+        assert split.probabilities.shape == (len(split.label), 10)
+        np.testing.assert_allclose(split.probabilities.astype(np.float64).sum(axis=1), 1.0,
+                                   atol=1e-2)
+        assert (split.probabilities.argmax(axis=1) == split.predicted).mean() > 0.99
+    confusion = np.array(record.confusion_matrix)
     assert confusion.shape == (10, 10) and confusion.sum() == 300
-    assert np.trace(confusion) / 300 == pytest.approx(metrics["test_accuracy"])
+    assert np.trace(confusion) / 300 == pytest.approx(record.test_accuracy)
     # The run learned, it did not just run.
-    assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"] - 0.05
+    assert record.history[-1].train_loss < record.history[0].train_loss - 0.05
     state = torch.load(reference_run / CHECKPOINT_NAME, weights_only=True)
-    assert {"model", "optimizer", "scheduler", "rng", "history", "best", "config"} <= set(state)
+    assert set(state) == set(SAVED)
 
 
-def test_backfill_recomputes_the_selected_validation_predictions(
-    reference_run: Path, tmp_path: Path
+def test_train_on_a_folder_with_a_corrupt_record_fails_in_one_line_before_any_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    for name in ("metrics.json", CHECKPOINT_NAME):
-        (run / name).write_bytes((reference_run / name).read_bytes())
-    with np.load(reference_run / "predictions.npz") as arrays:
-        written = {name: arrays[name] for name in arrays.files}
-    np.savez(run / "predictions.npz", predicted=written["predicted"], label=written["label"])
-    script = REPO / "benchmarks" / "backfill_val_predictions.py"
-    command = [sys.executable, str(script), str(run), "--threads", "1"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    assert "validation predictions of epoch" in done.stdout
-    with np.load(run / "predictions.npz") as arrays:
-        assert set(arrays.files) == set(written)
-        for name in written:
-            np.testing.assert_array_equal(arrays[name], written[name])
-    # Weights that are not the selected ones are refused and the file is left alone.
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["val_accuracy"] -= 0.01
-    (run / "metrics.json").write_text(json.dumps(metrics))
-    np.savez(run / "predictions.npz", predicted=written["predicted"], label=written["label"])
-    refused = subprocess.run(command, capture_output=True, text=True)
-    assert refused.returncode != 0 and "is not the selected epoch's" in refused.stderr
-    with np.load(run / "predictions.npz") as arrays:
-        assert set(arrays.files) == {"predicted", "label"}
+    out, data_dir = tmp_path / "run", tmp_path / "data"
+    out.mkdir()
+    data_dir.mkdir()
+    (out / "metrics.json").write_text('{"status": "ok", "test_accuracy": 0.9')  # cut short
+    spec = write_spec(tmp_path / "spec.yaml")
+    assert main(train_args(out, data_dir, spec, TINY_CNN, "RTS", 1)) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert f"{out / 'metrics.json'}: not valid JSON" in error
+    # Nothing was prepared or loaded, and the folder is as it was.
+    assert list(data_dir.iterdir()) == [] and [path.name for path in out.iterdir()] == [
+        "metrics.json"
+    ]
+    # Valid JSON that is not a run record is named with the field that is wrong.
+    (out / "metrics.json").write_text(json.dumps({"schema_version": 1, "status": "done"}))
+    assert main(train_args(out, data_dir, spec, TINY_CNN, "RTS", 1)) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{out / 'metrics.json'}: field " in error
+    assert list(data_dir.iterdir()) == []
 
 
 def test_transformer_snapshots_span_the_run(reference_run: Path) -> None:

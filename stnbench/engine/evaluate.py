@@ -1,4 +1,5 @@
-"""Batched inference over a split held in memory: loss, accuracy and predictions."""
+"""Batched inference over a split held in memory: loss, accuracy, predictions and class
+probabilities."""
 
 import contextlib
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ class Evaluation:
     loss: float
     accuracy: float
     predicted: torch.Tensor  # int64 [N] on the CPU, in the split's order
+    probabilities: torch.Tensor  # float32 [N, classes] on the CPU: softmax of the logits
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -40,7 +42,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    predicted = []
+    predicted, probabilities = [], []
     for start in range(0, len(split.labels), batch_size):
         images = split.images[start : start + batch_size].to(device, non_blocking=True)
         labels = split.labels[start : start + batch_size].to(device, non_blocking=True)
@@ -48,6 +50,7 @@ def evaluate(
             logits = model(as_input(images, channels_last))
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
         predicted.append(logits.argmax(dim=1))
+        probabilities.append(logits.float().softmax(dim=1))
     model.train(was_training)
     predictions = torch.cat(predicted).cpu()
     count = len(split.labels)
@@ -55,4 +58,5 @@ def evaluate(
         loss=float(loss_sum) / count,
         accuracy=float((predictions == split.labels.cpu()).sum()) / count,
         predicted=predictions,
+        probabilities=torch.cat(probabilities).cpu(),
     )

@@ -72,13 +72,12 @@ class EvolutionRecorder:
         self.steps.append(step)
         self.grids.append(self.transformer.last_grid.to("cpu", torch.float16))
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         """For the checkpoint, so that a resumed run keeps its earlier snapshots."""
         return {"steps": list(self.steps), "grids": list(self.grids)}
 
-    def load_state(self, state: dict | None) -> None:
-        if state:
-            self.steps, self.grids = list(state["steps"]), list(state["grids"])
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.grids = list(state["steps"]), list(state["grids"])
 
     def save(self, path: Path, steps_per_epoch: int) -> None:
         """Write the snapshots to ``path``, if there are any."""

@@ -13,30 +13,31 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stnbench import provenance
-from stnbench.datasets import DatasetTensors, Split, load_dataset, prepare_dataset
+from stnbench.datasets import DatasetTensors, Split
 from stnbench.device import set_threads
-from stnbench.engine.checkpoint import (
-    CHECKPOINT_NAME,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from stnbench.engine.checkpoint import CHECKPOINT_NAME, TrainingState
 from stnbench.engine.divergence import CollapseCheck, Diverged, check_loss
 from stnbench.engine.evaluate import Evaluation, autocast, evaluate
 from stnbench.engine.evolution import EVOLUTION_NAME, EvolutionRecorder, fixed_batch
 from stnbench.engine.metrics import confusion_matrix, per_class_accuracy
-from stnbench.engine.predictions import PREDICTIONS_NAME, write_predictions
+from stnbench.engine.predictions import PREDICTIONS_NAME, SplitPredictions, write_predictions
 from stnbench.engine.recipes import ScheduleFactor
-from stnbench.engine.spec import RunSpec, finished_run, identity
-from stnbench.errors import StnbenchError
-from stnbench.io import atomic_write_json
+from stnbench.engine.record import (
+    METRICS_NAME,
+    EpochRecord,
+    Machine,
+    RunRecord,
+    TestSet,
+    write_record,
+)
+from stnbench.engine.run_data import RunData, load_eval_split, load_run_data
+from stnbench.engine.spec import RunSpec, finished_run
 from stnbench.models import count_flops, count_parameters, create_model, parameter_groups
-from stnbench.paths import cache_dir, resolve_archives, resolve_data_dir
-from stnbench.transforms import Distortion, cached_distorted_split, distort_split, get_distortion
+from stnbench.transforms import Distortion
 from stnbench.transforms.augmentation import Jitter, get_augmentation
 
-METRICS_NAME = "metrics.json"
+# The record's fields that repeat the run spec's, so that its readers need not look into `config`.
+SPEC_FIELDS = ("dataset", "distortion", "severity", "model", "seed", "scale", "epochs", "precision")
 # On CUDA a per-step check would synchronise the device every step.
 CHECK_EVERY = {"cpu": 1, "cuda": 25}
 
@@ -156,42 +157,8 @@ def train_epoch(
     }
 
 
-def _limit(split: Split, limit: int | None) -> Split:
-    """A random subset of ``limit`` images (the same for every run), kept in split order:
-    the first images would do for MNIST but not for GTSRB, whose splits are sorted by class."""
-    if limit is None or limit >= len(split.labels):
-        return split
-    generator = torch.Generator().manual_seed(0)
-    index = torch.randperm(len(split.labels), generator=generator)[:limit].sort().values
-    return Split(images=split.images[index], labels=split.labels[index])
-
-
-def _to_device(split: Split, device: torch.device) -> Split:
-    return Split(images=split.images.to(device), labels=split.labels.to(device))
-
-
-def _load_data(spec: RunSpec) -> DatasetTensors:
-    """The prepared data set, preparing it first (from --archives for GTSRB) if needed."""
-    data_dir = resolve_data_dir(spec.data_dir)
-    options = {"size": spec.size, "roi_crop": spec.roi_crop, "contrast": spec.contrast}
-    try:
-        return load_dataset(spec.dataset, data_dir, val_fraction=spec.val_fraction, **options)
-    except StnbenchError:
-        prepare_dataset(spec.dataset, data_dir, archives=resolve_archives(spec.archives), **options)
-        return load_dataset(spec.dataset, data_dir, val_fraction=spec.val_fraction, **options)
-
-
-def load_eval_split(
-    data: DatasetTensors, name: str, distortion: Distortion, spec: RunSpec
-) -> Split:
-    """The distorted validation or test split, identical for every model and seed."""
-    cache = cache_dir(resolve_data_dir(spec.data_dir))
-    split = cached_distorted_split(data, name, distortion, spec.eval_seed, cache)
-    return _limit(split, spec.limit_eval)
-
-
-def run(spec: RunSpec, out: Path) -> dict:
-    """Train, select and test one run into ``out``; returns the metrics written there.
+def run(spec: RunSpec, out: Path) -> RunRecord:
+    """Train, select and test one run into ``out``; returns the record written there.
 
     A finished run is returned as it is; an interrupted one resumes from its last epoch.
     """
@@ -200,7 +167,7 @@ def run(spec: RunSpec, out: Path) -> dict:
     metrics_path = out / METRICS_NAME
     finished = finished_run(metrics_path, config)
     if finished is not None:
-        log(f"{metrics_path}: finished run ({finished['status']}), not retrained")
+        log(f"{metrics_path}: finished run ({finished.status}), not retrained")
         return finished
     started = time.perf_counter()
     # Resolved (and cached) now: the commit of the code this process loaded, not whatever the
@@ -209,29 +176,47 @@ def run(spec: RunSpec, out: Path) -> dict:
     set_threads(spec.threads)
     device = torch.device(spec.device)
     bit_reproducible = set_determinism(device)
-
-    data = _load_data(spec)
-    distortion = get_distortion(spec.distortion, spec.severity, dataset=spec.dataset)
-    input_size = distortion.output_size(data.image_size)
-    train = _to_device(_limit(data.train, spec.limit_train), device)
-    identity_distortion = distortion.is_identity(data.image_size)
-    if spec.train_distortion == "fixed" and not identity_distortion:
-        train = distort_split(train, distortion, spec.seed, device=device)
-    fresh = spec.train_distortion == "fresh" and not identity_distortion
-    batch_distortion = distortion if fresh else None
-    val = _to_device(load_eval_split(data, "val", distortion, spec), device)
+    inputs = load_run_data(spec, device)
+    log(_start_line(spec, inputs, device))
+    state, collapse_check = _build_training(spec, config, inputs, device)
+    if state.restore(out / CHECKPOINT_NAME):
+        log(f"{out / CHECKPOINT_NAME}: resuming after epoch {len(state.history)}")
+    reason = _train_epochs(spec, inputs, state, collapse_check, out / CHECKPOINT_NAME)
+    # Diverged runs too: the snapshots show how the transformer collapsed.
+    state.evolution.save(out / EVOLUTION_NAME, _steps_per_epoch(spec, inputs))
+    record = _test_and_record(spec, inputs, state, reason, bit_reproducible, out)
+    write_record(metrics_path, record)
     log(
+        f"{metrics_path}: {record.status}"
+        + (f", test accuracy {record.test_accuracy:.4f}" if reason is None else f" ({reason})")
+        + f", {time.perf_counter() - started:.1f} s in this process"
+    )
+    return record
+
+
+def _start_line(spec: RunSpec, inputs: RunData, device: torch.device) -> str:
+    return (
         f"{spec.model} on {spec.dataset} {spec.distortion} {spec.severity:g}, seed {spec.seed}: "
-        f"{len(train.labels)} training / {len(val.labels)} validation images of "
-        f"{input_size} px, {spec.epochs} epochs of batch {spec.batch_size}, {device.type} "
-        f"{spec.precision}, {torch.get_num_threads()} threads"
+        f"{len(inputs.train.labels)} training / {len(inputs.val.labels)} validation images of "
+        f"{inputs.input_size} px, {spec.epochs} epochs of batch {spec.batch_size}, "
+        f"{device.type} {spec.precision}, {torch.get_num_threads()} threads"
     )
 
+
+def _steps_per_epoch(spec: RunSpec, inputs: RunData) -> int:
+    return math.ceil(len(inputs.train.labels) / spec.batch_size)
+
+
+def _build_training(
+    spec: RunSpec, config: dict, inputs: RunData, device: torch.device
+) -> tuple[TrainingState, CollapseCheck]:
+    """The untrained model, its optimizer and schedule, from the run's seed."""
+    data = inputs.data
     torch.manual_seed(spec.seed)
     model = create_model(
         spec.model,
         in_channels=data.channels,
-        input_size=input_size,
+        input_size=inputs.input_size,
         num_classes=data.num_classes,
         mean=data.mean,
         std=data.std,
@@ -244,42 +229,36 @@ def run(spec: RunSpec, out: Path) -> dict:
         momentum=spec.momentum,
         weight_decay=spec.weight_decay,
     )
-    steps_per_epoch = math.ceil(len(train.labels) / spec.batch_size)
+    steps_per_epoch = _steps_per_epoch(spec, inputs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, ScheduleFactor(spec.schedule, steps_per_epoch, spec.epochs)
     )
     collapse_check = CollapseCheck(model, **spec.divergence)
-    evolution = EvolutionRecorder(model, fixed_batch(val), steps_per_epoch * spec.epochs)
+    evolution = EvolutionRecorder(model, fixed_batch(inputs.val), steps_per_epoch * spec.epochs)
+    return TrainingState(config, model, optimizer, scheduler, evolution), collapse_check
 
-    checkpoint_path = out / CHECKPOINT_NAME
-    history: list[dict] = []
-    best: dict | None = None
-    state = load_checkpoint(checkpoint_path)
-    if state is not None:
-        if identity(state["config"]) != identity(config):
-            raise StnbenchError(
-                f"{checkpoint_path}: belongs to a different run; remove it or choose another --out"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        history, best = state["history"], state["best"]
-        evolution.load_state(state.get("evolution"))
-        log(f"{checkpoint_path}: resuming after epoch {len(history)}")
 
-    reason = None
-    evolution.after_step(0)
-    for epoch in range(len(history) + 1, spec.epochs + 1):
+def _train_epochs(
+    spec: RunSpec,
+    inputs: RunData,
+    state: TrainingState,
+    collapse_check: CollapseCheck,
+    checkpoint_path: Path,
+) -> str | None:
+    """The epochs still to train, each followed by validation and a checkpoint; returns why
+    training diverged, or None."""
+    device = inputs.train.images.device
+    state.evolution.after_step(0)
+    for epoch in range(len(state.history) + 1, spec.epochs + 1):
         epoch_started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
+        lr = state.optimizer.param_groups[0]["lr"]
         try:
             stats = train_epoch(
-                model,
-                optimizer,
-                scheduler,
-                train,
-                distortion=batch_distortion,
+                state.model,
+                state.optimizer,
+                state.scheduler,
+                inputs.train,
+                distortion=inputs.batch_distortion,
                 augmentation=get_augmentation(spec.augmentation),
                 seed=spec.seed,
                 epoch=epoch,
@@ -287,100 +266,104 @@ def run(spec: RunSpec, out: Path) -> dict:
                 precision=spec.precision,
                 channels_last=spec.channels_last,
                 collapse_check=collapse_check,
-                evolution=evolution,
+                evolution=state.evolution,
                 description=f"epoch {epoch}/{spec.epochs}",
             )
-            val_eval = _evaluate(model, val, spec, device)
+            val_eval = _evaluate(state.model, inputs.val, spec, device)
             if not math.isfinite(val_eval.loss):
                 raise Diverged(f"non-finite validation loss after epoch {epoch}")
         except Diverged as error:
-            reason = str(error)
-            log(f"diverged: {reason}")
-            break
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": stats["train_loss"],
-                "train_accuracy": stats["train_accuracy"],
-                "val_loss": val_eval.loss,
-                "val_accuracy": val_eval.accuracy,
-                "lr": lr,
-                "images_per_s": stats["images_per_s"],
-                "train_s": stats["train_s"],
-                "wall_s": time.perf_counter() - epoch_started,
-            }
-        )
-        if best is None or val_eval.accuracy > best["val_accuracy"]:
-            best = {
-                "epoch": epoch,
-                "val_accuracy": val_eval.accuracy,
-                "val_loss": val_eval.loss,
-                "model": {
-                    key: value.detach().cpu().clone() for key, value in model.state_dict().items()
-                },
-            }
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "config": config,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng_state(),
-                "history": history,
-                "best": best,
-                "evolution": evolution.state(),
-            },
-        )
-        log(
-            f"epoch {epoch}/{spec.epochs}  train loss {stats['train_loss']:.4f} "
-            f"acc {stats['train_accuracy']:.4f}  val loss {val_eval.loss:.4f} "
-            f"acc {val_eval.accuracy:.4f}  lr {lr:.3g}  {stats['images_per_s']:.0f} images/s  "
-            f"{history[-1]['wall_s']:.1f} s"
-        )
+            log(f"diverged: {error}")
+            return str(error)
+        entry = EpochRecord(epoch=epoch, **stats, val_loss=val_eval.loss,
+                            val_accuracy=val_eval.accuracy, lr=lr,
+                            wall_s=time.perf_counter() - epoch_started)
+        state.add_epoch(entry)
+        state.save(checkpoint_path)
+        log(_epoch_line(entry, spec.epochs))
+    return None
 
-    # Diverged runs too: the snapshots show how the transformer collapsed.
-    evolution.save(out / EVOLUTION_NAME, steps_per_epoch)
-    metrics = _metrics_header(
-        spec, config, data, device, bit_reproducible, history, len(train.labels)
+
+def _epoch_line(entry: EpochRecord, epochs: int) -> str:
+    return (
+        f"epoch {entry.epoch}/{epochs}  train loss {entry.train_loss:.4f} "
+        f"acc {entry.train_accuracy:.4f}  val loss {entry.val_loss:.4f} "
+        f"acc {entry.val_accuracy:.4f}  lr {entry.lr:.3g}  {entry.images_per_s:.0f} images/s  "
+        f"{entry.wall_s:.1f} s"
     )
-    metrics["params"] = count_parameters(model)
-    metrics["flops"] = count_flops(model, (data.channels, input_size, input_size))
+
+
+def _test_and_record(
+    spec: RunSpec,
+    inputs: RunData,
+    state: TrainingState,
+    reason: str | None,
+    bit_reproducible: bool,
+    out: Path,
+) -> RunRecord:
+    """Test the selected weights (unless the run diverged) and assemble the run's record."""
+    device = inputs.train.images.device
+    data, history, best = inputs.data, state.history, state.best
+    params = count_parameters(state.model)
+    flops = count_flops(state.model, (data.channels, inputs.input_size, inputs.input_size))
     test_started = time.perf_counter()
-    if reason is None:
-        model.load_state_dict(best["model"])
-        test = load_eval_split(data, "test", distortion, spec)
-        test_eval = _evaluate(model, test, spec, device)
-        metrics.update(_test_fields(test_eval, test, data.num_classes))
-        # The selected weights' validation predictions are computed again rather than kept
-        # from training, so that a run resumed from any checkpoint writes them the same way.
-        selected_val_eval = _evaluate(model, val, spec, device)
-        write_predictions(
-            out / PREDICTIONS_NAME,
-            {
-                "test": (test_eval.predicted.numpy(), test.labels.cpu().numpy()),
-                "val": (selected_val_eval.predicted.numpy(), val.labels.cpu().numpy()),
-            },
-        )
-    metrics.update(
-        {
-            "status": "ok" if reason is None else "diverged",
-            "reason": reason,
-            "selected_epoch": best["epoch"] if best else None,
-            "val_accuracy": best["val_accuracy"] if best else None,
-            "test_set": _test_set_info(data, spec),
-            "wall_s": sum(entry["wall_s"] for entry in history)
-            + time.perf_counter()
-            - test_started,
-        }
+    tested = _test_selected(spec, inputs, state, out) if reason is None else _UNTESTED
+    train_seconds = sum(entry.train_s for entry in history)
+    return RunRecord(
+        status="ok" if reason is None else "diverged",
+        reason=reason,
+        **{name: getattr(spec, name) for name in SPEC_FIELDS},
+        epochs_completed=len(history),
+        selected_epoch=best.epoch if best else None,
+        val_accuracy=best.val_accuracy if best else None,
+        **tested,
+        test_set=_test_set(data, spec),
+        history=tuple(history),
+        params=params,
+        flops=flops,
+        train_images_per_s=(
+            len(history) * len(inputs.train.labels) / train_seconds if train_seconds else None
+        ),
+        wall_s=sum(entry.wall_s for entry in history) + time.perf_counter() - test_started,
+        **_provenance(device, bit_reproducible),
+        config=state.config,
     )
-    atomic_write_json(metrics_path, metrics)
-    log(
-        f"{metrics_path}: {metrics['status']}"
-        + (f", test accuracy {metrics['test_accuracy']:.4f}" if reason is None else f" ({reason})")
-        + f", {time.perf_counter() - started:.1f} s in this process"
+
+
+_UNTESTED = dict.fromkeys(
+    ("test_accuracy", "test_error", "test_loss", "per_class_accuracy", "confusion_matrix")
+)
+
+
+def _test_selected(spec: RunSpec, inputs: RunData, state: TrainingState, out: Path) -> dict:
+    """The selected weights on the test split, read here for the first and only time; their
+    predictions on it and on the validation split go to predictions.npz."""
+    device = inputs.train.images.device
+    state.model.load_state_dict(state.best.model)
+    test = load_eval_split(inputs.data, "test", inputs.distortion, spec)
+    test_eval = _evaluate(state.model, test, spec, device)
+    # The selected weights' validation predictions are computed again rather than kept
+    # from training, so that a run resumed from any checkpoint writes them the same way.
+    val_eval = _evaluate(state.model, inputs.val, spec, device)
+    write_predictions(
+        out / PREDICTIONS_NAME,
+        {"test": _split_predictions(test_eval, test),
+         "val": _split_predictions(val_eval, inputs.val)},
     )
-    return metrics
+    confusion = confusion_matrix(test_eval.predicted, test.labels.cpu(), inputs.data.num_classes)
+    return {
+        "test_accuracy": test_eval.accuracy,
+        "test_error": 1.0 - test_eval.accuracy,
+        "test_loss": test_eval.loss,
+        "per_class_accuracy": tuple(per_class_accuracy(confusion)),
+        "confusion_matrix": tuple(map(tuple, confusion.tolist())),
+    }
+
+
+def _split_predictions(evaluation: Evaluation, split: Split) -> SplitPredictions:
+    return SplitPredictions(
+        evaluation.predicted.numpy(), split.labels.cpu().numpy(), evaluation.probabilities.numpy()
+    )
 
 
 def _evaluate(
@@ -396,64 +379,21 @@ def _evaluate(
     )
 
 
-def _metrics_header(
-    spec: RunSpec,
-    config: dict,
-    data: DatasetTensors,
-    device: torch.device,
-    bit_reproducible: bool,
-    history: list[dict],
-    train_size: int,
-) -> dict:
-    train_seconds = sum(entry["train_s"] for entry in history)
-    train_images = len(history) * train_size
+def _provenance(device: torch.device, bit_reproducible: bool) -> dict:
     return {
-        "dataset": spec.dataset,
-        "distortion": spec.distortion,
-        "severity": spec.severity,
-        "model": spec.model,
-        "seed": spec.seed,
-        "epochs": spec.epochs,
-        "epochs_completed": len(history),
-        "test_accuracy": None,
-        "test_error": None,
-        "per_class_accuracy": None,
-        "confusion_matrix": None,
-        "history": history,
-        "train_images_per_s": train_images / train_seconds if train_seconds else None,
         "device": provenance.device_name(device),
         "device_type": device.type,
-        "precision": spec.precision,
         "bit_reproducible": bit_reproducible,
         "torch": torch.__version__,
         "git_commit": provenance.git_commit(),
-        "machine": provenance.machine_info(device),
-        "config": config,
-        "scale": spec.scale,
+        "machine": Machine(**provenance.machine_info(device)),
     }
 
 
-def _test_fields(evaluation: Evaluation, test: Split, num_classes: int) -> dict:
-    confusion = confusion_matrix(evaluation.predicted, test.labels.cpu(), num_classes)
-    return {
-        "test_accuracy": evaluation.accuracy,
-        "test_error": 1.0 - evaluation.accuracy,
-        "test_loss": evaluation.loss,
-        "per_class_accuracy": per_class_accuracy(confusion),
-        "confusion_matrix": confusion.tolist(),
-    }
-
-
-def _test_set_info(data: DatasetTensors, spec: RunSpec) -> dict:
-    size = len(data.test.labels)
-    info = dict(
-        data.info.get("test_set") or {"name": f"{data.name} test", "size": size, "note": None}
-    )
-    if spec.limit_eval is not None and spec.limit_eval < size:
-        info["size"] = spec.limit_eval
-        info["note"] = "; ".join(
-            filter(
-                None, [info.get("note"), f"a fixed random {spec.limit_eval} of them (limit_eval)"]
-            )
-        )
-    return info
+def _test_set(data: DatasetTensors, spec: RunSpec) -> TestSet:
+    test_set = TestSet(**data.info["test_set"])
+    if spec.limit_eval is None or spec.limit_eval >= test_set.size:
+        return test_set
+    limited = f"a fixed random {spec.limit_eval} of them (limit_eval)"
+    note = "; ".join(filter(None, [test_set.note, limited]))
+    return TestSet(test_set.name, spec.limit_eval, note)

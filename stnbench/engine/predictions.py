@@ -1,11 +1,14 @@
-"""A run's predictions.npz: the selected weights' class per image of the test split and of the
-validation split, with the labels, for paired tests between models on the same images.
+"""A run's predictions.npz: for the test split and the validation split, the selected weights'
+class and class probabilities per image, with the labels: for paired tests between models on
+the same images, and for committees assembled afterwards by averaging their columns'
+probabilities (IDSIA's multi-column DNN) without training them again.
 
-Test arrays keep the names runs have always had (``predicted``, ``label``); validation arrays
-are prefixed ``val_``. Runs written before validation predictions were kept have test arrays
-only.
+Arrays per split, the validation ones prefixed ``val_``: ``predicted`` and ``label`` (int64
+[N]), ``probabilities`` (float16 [N, classes], softmax; half precision keeps committed files
+small).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +21,48 @@ SPLITS = ("test", "val")
 _PREFIX = {"test": "", "val": "val_"}
 
 
+@dataclass(frozen=True)
+class SplitPredictions:
+    predicted: np.ndarray  # int64 [N]
+    label: np.ndarray  # int64 [N]
+    # float16 [N, classes]; None in files written before probabilities were kept (see
+    # read_predictions).
+    probabilities: np.ndarray | None = None
+
+
 def check_split(split: str) -> None:
     if split not in _PREFIX:
         raise StnbenchError(f"predictions: unknown split {split!r} (known: {', '.join(SPLITS)})")
 
 
-def _keys(split: str) -> tuple[str, str]:
+def _key(split: str, array: str) -> str:
     check_split(split)
-    return f"{_PREFIX[split]}predicted", f"{_PREFIX[split]}label"
+    return f"{_PREFIX[split]}{array}"
 
 
-def write_predictions(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """``splits`` maps a split name to its (predicted, label) arrays."""
+def write_predictions(path: Path, splits: dict[str, SplitPredictions]) -> None:
     arrays = {}
-    for split, (predicted, label) in splits.items():
-        if predicted.shape != label.shape:
-            raise StnbenchError(f"{path}: {split} predicted and label differ in length")
-        predicted_key, label_key = _keys(split)
-        arrays[predicted_key] = np.asarray(predicted, dtype=np.int64)
-        arrays[label_key] = np.asarray(label, dtype=np.int64)
-    atomic_write_npz(path, **arrays)
+    for split, predictions in splits.items():
+        probabilities = predictions.probabilities
+        if probabilities is None:
+            raise StnbenchError(f"{path}: {split} split without probabilities")
+        count = len(predictions.label)
+        if predictions.predicted.shape != (count,) or len(probabilities) != count:
+            raise StnbenchError(f"{path}: {split} predictions and labels differ in length")
+        arrays[_key(split, "predicted")] = np.asarray(predictions.predicted, dtype=np.int64)
+        arrays[_key(split, "label")] = np.asarray(predictions.label, dtype=np.int64)
+        arrays[_key(split, "probabilities")] = np.asarray(probabilities, dtype=np.float16)
+    atomic_write_npz(path, compressed=True, **arrays)
 
 
-def read_predictions(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every split stored in ``path``, as (predicted, label) per split name."""
+def read_predictions(path: Path) -> dict[str, SplitPredictions]:
+    """Every split stored in ``path``.
+
+    Files written before probabilities were kept (every committed run up to then) have none:
+    their ``probabilities`` are None. Some of them also hold test predictions only, no
+    validation split. Both are read as they are, since their checkpoints are not kept and
+    they cannot be written again.
+    """
     try:
         with np.load(path) as arrays:
             stored = {name: arrays[name] for name in arrays.files}
@@ -49,17 +70,22 @@ def read_predictions(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         raise StnbenchError(f"{path}: cannot read predictions ({error})") from error
     splits = {}
     for split in SPLITS:
-        predicted_key, label_key = _keys(split)
+        predicted_key, label_key = _key(split, "predicted"), _key(split, "label")
         if predicted_key not in stored and label_key not in stored:
             continue
         if predicted_key not in stored or label_key not in stored:
             raise StnbenchError(
                 f"{path}: {split} split has only one of {predicted_key}/{label_key}"
             )
-        predicted, label = stored[predicted_key], stored[label_key]
-        if predicted.shape != label.shape:
-            raise StnbenchError(f"{path}: {split} predicted and label differ in length")
-        splits[split] = (predicted, label)
+        predictions = SplitPredictions(
+            stored[predicted_key], stored[label_key], stored.get(_key(split, "probabilities"))
+        )
+        count = len(predictions.label)
+        if predictions.predicted.shape != (count,) or (
+            predictions.probabilities is not None and len(predictions.probabilities) != count
+        ):
+            raise StnbenchError(f"{path}: {split} predictions and labels differ in length")
+        splits[split] = predictions
     if "test" not in splits:
         raise StnbenchError(f"{path}: no test predictions (arrays predicted/label)")
     return splits
@@ -74,4 +100,4 @@ def stored_splits(path: Path) -> tuple[str, ...]:
             names = set(arrays.files)
     except (OSError, ValueError) as error:
         raise StnbenchError(f"{path}: cannot read predictions ({error})") from error
-    return tuple(split for split in SPLITS if _keys(split)[0] in names)
+    return tuple(split for split in SPLITS if _key(split, "predicted") in names)

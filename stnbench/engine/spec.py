@@ -14,6 +14,7 @@ import yaml
 from stnbench.datasets import CONTRASTS, DATASETS
 from stnbench.device import PRECISIONS, resolve_device
 from stnbench.engine.recipes import get_recipe, recipe_source
+from stnbench.engine.record import RunRecord, read_record
 from stnbench.errors import StnbenchError
 from stnbench.models import model_info
 from stnbench.models.builder import DOCUMENTATION_KEYS
@@ -117,23 +118,23 @@ def identity(config: Mapping[str, Any]) -> dict:
     return same
 
 
-def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> dict | None:
-    """The metrics of the finished run at ``metrics_path``, or None where there is none yet.
+def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> RunRecord | None:
+    """The record of the finished run at ``metrics_path``, or None where there is none yet.
 
     A finished run that is not the run ``config`` describes is an error, never overwritten:
     it may have cost hours, and removing it is the user's decision.
     """
     if not metrics_path.exists():
         return None
-    metrics = json.loads(metrics_path.read_text())
-    old, new = identity(metrics.get("config", {})), identity(config)
+    record = read_record(metrics_path)
+    old, new = identity(record.config), identity(config)
     if old != new:
         key = next(key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key))
         raise StnbenchError(
             f"{metrics_path}: holds a finished run whose {key!r} differs from the run asked "
             "for; remove that run's folder to train it again, or write the new run elsewhere"
         )
-    return metrics
+    return record
 
 
 def model_definition(model: str) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
+from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
 from stnbench.errors import StnbenchError
 from stnbench.models import DATASET_INPUTS
 from stnbench.provenance import device_label
@@ -87,58 +88,54 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _run_record(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    try:
-        config = metrics.get("config") or {}
-        info = config.get("model_definition") or {}
-        definition = info.get("definition") or {}
-        test_set = metrics.get("test_set") or {}
-        splits = stored_splits(path.parent / PREDICTIONS_NAME)
-        return {
-            "scale": metrics.get("scale") or config.get("scale") or UNSPECIFIED_SCALE,
-            "dataset": metrics["dataset"],
-            "distortion": metrics["distortion"],
-            "severity": float(metrics["severity"]),
-            "model": metrics["model"],
-            "seed": int(metrics["seed"]),
-            "status": metrics["status"],
-            "reason": metrics.get("reason"),
-            "test_accuracy": metrics.get("test_accuracy"),
-            "val_accuracy": metrics.get("val_accuracy"),
-            "params": metrics.get("params"),
-            "flops": metrics.get("flops"),
-            "train_images_per_s": metrics.get("train_images_per_s"),
-            "device": device_label(metrics),
-            "device_type": metrics.get("device_type"),
-            "precision": metrics.get("precision"),
-            "epochs": metrics.get("epochs"),
-            "epochs_completed": metrics.get("epochs_completed"),
-            "limit_train": config.get("limit_train"),
-            "input_size": _input_size(metrics, config),
-            "roi_crop": bool(config.get("roi_crop")),
-            "test_set_name": test_set.get("name"),
-            "test_set_size": test_set.get("size"),
-            "test_set_note": test_set.get("note"),
-            **{f"has_{split}_predictions": split in splits for split in SPLITS},
-            "has_st": _has_spatial_transformer(definition.get("layers", [])),
-            "baseline": definition.get("baseline"),
-            "description": info.get("description") or None,
-            "ensemble": (definition.get("committee") or {}).get("columns", 1),
-            "run_dir": str(path.parent),
-        }
-    except KeyError as error:
-        raise StnbenchError(f"{path}: missing key {error.args[0]!r}") from error
+def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
+    config = record.config
+    info = config["model_definition"]
+    definition = info["definition"]
+    splits = stored_splits(path.parent / PREDICTIONS_NAME)
+    return {
+        "scale": record.scale or UNSPECIFIED_SCALE,
+        "dataset": record.dataset,
+        "distortion": record.distortion,
+        "severity": float(record.severity),
+        "model": record.model,
+        "seed": record.seed,
+        "status": record.status,
+        "reason": record.reason,
+        "test_accuracy": record.test_accuracy,
+        "val_accuracy": record.val_accuracy,
+        "params": record.params,
+        "flops": record.flops,
+        "train_images_per_s": record.train_images_per_s,
+        "device": device_label(record.device, record.device_type, record.machine.cpu_flags),
+        "device_type": record.device_type,
+        "precision": record.precision,
+        "epochs": record.epochs,
+        "epochs_completed": record.epochs_completed,
+        "limit_train": config["limit_train"],
+        "input_size": _input_size(record),
+        "roi_crop": bool(config["roi_crop"]),
+        "test_set_name": record.test_set.name,
+        "test_set_size": record.test_set.size,
+        "test_set_note": record.test_set.note,
+        **{f"has_{split}_predictions": split in splits for split in SPLITS},
+        "has_st": _has_spatial_transformer(definition.get("layers", [])),
+        "baseline": definition.get("baseline"),
+        "description": info.get("description") or None,
+        "ensemble": (definition.get("committee") or {}).get("columns", 1),
+        "run_dir": str(path.parent),
+    }
 
 
-def _input_size(metrics: dict[str, Any], config: dict[str, Any]) -> int | None:
+def _input_size(record: RunRecord) -> int | None:
     """The side of the images the model saw, to match the run with benchmarks of that input."""
-    dataset = metrics["dataset"]
-    if dataset not in DATASET_INPUTS:
+    if record.dataset not in DATASET_INPUTS:
         return None
-    size = config.get("size") or DATASET_INPUTS[dataset].sizes[0]
+    # A run spec without a size takes the data set's first.
+    size = record.config["size"] or DATASET_INPUTS[record.dataset].sizes[0]
     try:
-        distortion = get_distortion(metrics["distortion"], float(metrics["severity"]),
-                                    dataset=dataset)
+        distortion = get_distortion(record.distortion, float(record.severity),
+                                    dataset=record.dataset)
     except StnbenchError:
         return None
     return distortion.output_size(size)
@@ -159,7 +156,8 @@ def _has_spatial_transformer(layers: Any) -> bool:
 
 
 def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, ...]]:
-    """Every ``**/metrics.json`` under ``runs_dir``: (runs, history, duplicate run dirs).
+    """Every ``**/metrics.json`` under ``runs_dir``, each checked against the run record's
+    schema: (runs, history, duplicate run dirs).
 
     A run key seen twice (the same run copied or trained twice) is counted once, from the
     first path in sorted order; the others are returned so that the tables can name them.
@@ -167,9 +165,9 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
     the tables would pool them. An absent folder reads as no runs: the tables then say so.
     """
     records, history, seen, duplicates = [], [], {}, []
-    for path in sorted(Path(runs_dir).rglob("metrics.json")):
-        metrics = read_json(path)
-        record = _run_record(path, metrics)
+    for path in sorted(Path(runs_dir).rglob(METRICS_NAME)):
+        run = read_record(path)
+        record = _run_row(path, run)
         key = tuple(record[name] for name in RUN_KEY)
         if key in seen:
             first = seen[key]
@@ -184,10 +182,10 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
             continue
         seen[key] = record
         records.append(record)
-        for epoch in metrics.get("history") or []:
+        for epoch in run.history:
             history.append(
                 {**{name: record[name] for name in RUN_KEY},
-                 **{name: epoch.get(name) for name in HISTORY_COLUMNS[len(RUN_KEY):]}}
+                 **{name: getattr(epoch, name) for name in HISTORY_COLUMNS[len(RUN_KEY):]}}
             )
     runs = pd.DataFrame(records, columns=list(RUN_COLUMNS))
     for column in ("test_accuracy", "val_accuracy", "params", "flops", "train_images_per_s"):
@@ -202,8 +200,8 @@ def load_correct(run_dir: str | Path, split: str = "test") -> tuple[np.ndarray, 
     splits = read_predictions(path)
     if split not in splits:
         raise StnbenchError(f"{path}: no {split} predictions")
-    predicted, label = splits[split]
-    return predicted == label, label
+    predictions = splits[split]
+    return predictions.predicted == predictions.label, predictions.label
 
 
 BENCH_COLUMNS = ("model", "dataset", "input_size", "device", "device_type", "precision",
@@ -228,7 +226,9 @@ def load_bench(bench_dir: Path) -> pd.DataFrame:
                         "model": data["model"],
                         "dataset": data["dataset"],
                         "input_size": data["input_shape"][-1],
-                        "device": device_label(data),
+                        # Bench schema 1 leaves `machine` free-form: older files have no cpu_flags.
+                        "device": device_label(data["device"], data["device_type"],
+                                               (data.get("machine") or {}).get("cpu_flags")),
                         "device_type": data["device_type"],
                         "precision": data.get("precision"),
                         "compile": data.get("compile"),

@@ -18,14 +18,14 @@ from PIL import Image
 from torch import nn
 
 from stnbench.datasets import DatasetTensors, load_dataset
-from stnbench.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from stnbench.engine.checkpoint import CHECKPOINT_NAME, selected_weights
 from stnbench.engine.evolution import EVOLUTION_NAME
+from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write
 from stnbench.models import SpatialTransformer, create_model, spatial_transformers
 from stnbench.models.transformations import ALIGN_CORNERS
 from stnbench.paths import cache_dir, resolve_data_dir
-from stnbench.results.collect import read_json
 from stnbench.transforms import PAPER_FAMILIES, cached_distorted_split, get_distortion
 from stnbench.transforms.functional import pad_to_canvas
 
@@ -51,7 +51,7 @@ class Trace:
 class LoadedRun:
     model: nn.Module
     data: DatasetTensors
-    metrics: dict
+    record: RunRecord
     data_dir: Path
     input_size: int
 
@@ -127,42 +127,34 @@ def _draw(ax, tensor: torch.Tensor, outline: np.ndarray | None = None) -> None:
 def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
     """The run's model with the weights it was tested with, and its data set."""
     run_dir = Path(run_dir)
-    metrics = read_json(run_dir / "metrics.json")
-    if metrics.get("status") != "ok":
-        raise StnbenchError(f"{run_dir / 'metrics.json'}: run {metrics.get('status')}, "
+    record = read_record(run_dir / METRICS_NAME)
+    if record.status != "ok":
+        raise StnbenchError(f"{run_dir / METRICS_NAME}: run {record.status}, "
                             "no trained model to draw")
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
-    if state is None:
-        raise StnbenchError(f"{run_dir / CHECKPOINT_NAME}: does not exist")
-    config = metrics["config"]
-    data_dir = resolve_data_dir(data_dir if data_dir is not None else config.get("data_dir"))
-    data = load_dataset(metrics["dataset"], data_dir, size=config.get("size"),
-                        roi_crop=bool(config.get("roi_crop")),
-                        contrast=config.get("contrast", "original"),
-                        val_fraction=config.get("val_fraction"))
-    distortion = get_distortion(metrics["distortion"], metrics["severity"],
-                                dataset=metrics["dataset"])
+    weights = selected_weights(run_dir / CHECKPOINT_NAME)
+    config = record.config
+    data_dir = resolve_data_dir(data_dir if data_dir is not None else config["data_dir"])
+    data = load_dataset(record.dataset, data_dir, size=config["size"],
+                        roi_crop=config["roi_crop"], contrast=config["contrast"],
+                        val_fraction=config["val_fraction"])
+    distortion = get_distortion(record.distortion, record.severity, dataset=record.dataset)
     input_size = distortion.output_size(data.image_size)
-    model = create_model(metrics["model"], in_channels=data.channels, input_size=input_size,
+    model = create_model(record.model, in_channels=data.channels, input_size=input_size,
                          num_classes=data.num_classes, mean=data.mean, std=data.std)
-    # The engine tests the best epoch's weights, kept beside the last epoch's.
-    best = state.get("best") or {}
-    model.load_state_dict(best.get("model") or state["model"])
-    return LoadedRun(model.eval(), data, metrics, data_dir, input_size)
+    model.load_state_dict(weights)
+    return LoadedRun(model.eval(), data, record, data_dir, input_size)
 
 
 def test_batches(run: LoadedRun, samples: int = SAMPLES) -> dict[str, torch.Tensor]:
     """The first test images, clean (centred on the model's canvas) and as the run saw them."""
-    metrics = run.metrics
+    record = run.record
     clean = run.data.test.images[:samples].float() / 255
     batches = {"clean": pad_to_canvas(clean, run.input_size)}
-    if metrics["distortion"] != "none":
-        distortion = get_distortion(metrics["distortion"], metrics["severity"],
-                                    dataset=metrics["dataset"])
-        split = cached_distorted_split(run.data, "test", distortion,
-                                       metrics["config"].get("eval_seed", 0),
+    if record.distortion != "none":
+        distortion = get_distortion(record.distortion, record.severity, dataset=record.dataset)
+        split = cached_distorted_split(run.data, "test", distortion, record.config["eval_seed"],
                                        cache_dir(run.data_dir))
-        batches[f"{metrics['distortion']} {metrics['severity']:g}"] = (
+        batches[f"{record.distortion} {record.severity:g}"] = (
             split.images[:samples].float() / 255)
     return batches
 
@@ -188,11 +180,11 @@ def transformer_figure(run: LoadedRun, batches: dict[str, torch.Tensor]) -> Figu
             axes[row, 0].set_ylabel(f"{name}\nST {index + 1} {where}", fontsize=8)
             axes[row + 1, 0].set_ylabel(f"{name}\nST {index + 1} output", fontsize=8)
             row += 2
-    metrics = run.metrics
+    record = run.record
     figure.suptitle(
-        f"{metrics['model']} on {metrics['dataset']} {metrics['distortion']} "
-        f"{metrics['severity']:g}, seed {metrics['seed']} "
-        f"({metrics.get('scale') or metrics['config'].get('scale') or 'unspecified'} scale): "
+        f"{record.model} on {record.dataset} {record.distortion} "
+        f"{record.severity:g}, seed {record.seed} "
+        f"({record.scale or 'unspecified'} scale): "
         "sampled region outlined on each transformer's input, its output below",
         fontsize=9,
     )
@@ -216,15 +208,15 @@ def _strongest_draw(family: str, image: torch.Tensor, dataset: str) -> int:
 def moving_frames(run: LoadedRun, frames: int = MOVING_FRAMES) -> list[Image.Image]:
     """One fixed test image under the run's distortion family from severity 0 to 1, with the
     same random draw at every level, beside the first transformer's output."""
-    metrics = run.metrics
-    family = PAPER_FAMILIES.get(metrics["distortion"], metrics["distortion"])
+    record = run.record
+    family = PAPER_FAMILIES.get(record.distortion, record.distortion)
     if family in ("none", "cluttered"):
         family = FALLBACK_MOVING_FAMILY
     image = run.data.test.images[:1].float() / 255
-    seed = _strongest_draw(family, image, metrics["dataset"])
+    seed = _strongest_draw(family, image, record.dataset)
     pictures = []
     for severity in np.linspace(0.0, 1.0, frames):
-        distortion = get_distortion(family, float(severity), dataset=metrics["dataset"])
+        distortion = get_distortion(family, float(severity), dataset=record.dataset)
         distorted = distortion(image, torch.Generator().manual_seed(seed))
         distorted = pad_to_canvas(distorted, run.input_size)
         (trace, *_) = trace_transformers(run.model, distorted)
@@ -244,10 +236,10 @@ def _figure_image(figure: Figure) -> Image.Image:
     return Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
 
 
-def evolution_frames(run_dir: Path, metrics: dict) -> list[Image.Image]:
+def evolution_frames(run_dir: Path, record: RunRecord) -> list[Image.Image]:
     """The fixed validation batch with the first transformer's sampled region outlined, above
-    its output, at each snapshot the engine took during training; ``metrics`` (the run's
-    metrics.json) titles the frames."""
+    its output, at each snapshot the engine took during training; the run's ``record`` titles
+    the frames."""
     path = Path(run_dir) / EVOLUTION_NAME
     if not path.is_file():
         raise StnbenchError(
@@ -273,8 +265,8 @@ def evolution_frames(run_dir: Path, metrics: dict) -> list[Image.Image]:
         axes[0, 0].set_ylabel("input", fontsize=8)
         axes[1, 0].set_ylabel("ST output", fontsize=8)
         figure.suptitle(
-            f"{metrics['model']} on {metrics['dataset']} {metrics['distortion']} "
-            f"{metrics['severity']:g}, seed {metrics['seed']}: epoch {epoch:.2f} (step {step})",
+            f"{record.model} on {record.dataset} {record.distortion} "
+            f"{record.severity:g}, seed {record.seed}: epoch {epoch:.2f} (step {step})",
             fontsize=9,
         )
         pictures.append(_figure_image(figure))
@@ -300,9 +292,9 @@ def write_viz(run_dir: Path, out: Path, data_dir: Path | None = None) -> list[Pa
     ``<out stem>-moving.gif`` and ``<out stem>-evolution.gif``."""
     run = load_run(run_dir, data_dir)
     if not spatial_transformers(run.model):
-        raise StnbenchError(f"{run_dir}: model {run.metrics['model']!r} has no spatial "
+        raise StnbenchError(f"{run_dir}: model {run.record.model!r} has no spatial "
                             "transformer: nothing to draw")
-    evolution = evolution_frames(run_dir, run.metrics)
+    evolution = evolution_frames(run_dir, run.record)
     figure = transformer_figure(run, test_batches(run))
     out = Path(out)
     atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix[1:] or "png", dpi=150))

@@ -1,0 +1,74 @@
+"""The data of one run: the prepared data set, limited to the run's share, distorted as the
+run asks and put on the device."""
+
+import dataclasses
+
+import torch
+
+from stnbench.datasets import DatasetTensors, Split, load_dataset, prepare_dataset
+from stnbench.engine.spec import RunSpec
+from stnbench.errors import StnbenchError
+from stnbench.paths import cache_dir, resolve_archives, resolve_data_dir
+from stnbench.transforms import Distortion, cached_distorted_split, distort_split, get_distortion
+
+
+def _limit(split: Split, limit: int | None) -> Split:
+    """A random subset of ``limit`` images (the same for every run), kept in split order:
+    the first images would do for MNIST but not for GTSRB, whose splits are sorted by class."""
+    if limit is None or limit >= len(split.labels):
+        return split
+    generator = torch.Generator().manual_seed(0)
+    index = torch.randperm(len(split.labels), generator=generator)[:limit].sort().values
+    return Split(images=split.images[index], labels=split.labels[index])
+
+
+def _to_device(split: Split, device: torch.device) -> Split:
+    return Split(images=split.images.to(device), labels=split.labels.to(device))
+
+
+def _load_data(spec: RunSpec) -> DatasetTensors:
+    """The prepared data set, preparing it first (from --archives for GTSRB) if needed."""
+    data_dir = resolve_data_dir(spec.data_dir)
+    options = {"size": spec.size, "roi_crop": spec.roi_crop, "contrast": spec.contrast}
+    try:
+        return load_dataset(spec.dataset, data_dir, val_fraction=spec.val_fraction, **options)
+    except StnbenchError:
+        prepare_dataset(spec.dataset, data_dir, archives=resolve_archives(spec.archives), **options)
+        return load_dataset(spec.dataset, data_dir, val_fraction=spec.val_fraction, **options)
+
+
+def load_eval_split(
+    data: DatasetTensors, name: str, distortion: Distortion, spec: RunSpec
+) -> Split:
+    """The distorted validation or test split, identical for every model and seed."""
+    cache = cache_dir(resolve_data_dir(spec.data_dir))
+    split = cached_distorted_split(data, name, distortion, spec.eval_seed, cache)
+    return _limit(split, spec.limit_eval)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """What a run trains, selects and tests on; ``train`` and ``val`` on the device."""
+
+    data: DatasetTensors
+    distortion: Distortion
+    input_size: int
+    train: Split
+    val: Split
+    # Applied afresh to every training batch; None where the training set is used as it is.
+    batch_distortion: Distortion | None
+
+
+def load_run_data(spec: RunSpec, device: torch.device) -> RunData:
+    """The run's training split (distorted once here for ``train_distortion: fixed``) and its
+    distorted validation split, on ``device``."""
+    data = _load_data(spec)
+    distortion = get_distortion(spec.distortion, spec.severity, dataset=spec.dataset)
+    train = _to_device(_limit(data.train, spec.limit_train), device)
+    unchanged = distortion.is_identity(data.image_size)
+    if spec.train_distortion == "fixed" and not unchanged:
+        train = distort_split(train, distortion, spec.seed, device=device)
+    fresh = spec.train_distortion == "fresh" and not unchanged
+    val = _to_device(load_eval_split(data, "val", distortion, spec), device)
+    return RunData(data, distortion, distortion.output_size(data.image_size), train, val,
+                   distortion if fresh else None)

@@ -1,0 +1,110 @@
+"""The run record (metrics.json): every committed one follows the schema, and a corrupt or
+invalid one is refused in one line naming the file, wherever it is read."""
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stnbench import pipeline
+from stnbench.cli import main
+from stnbench.engine.record import RunRecord, read_record
+from stnbench.errors import StnbenchError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def committed_records() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "results/**/metrics.json"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    return [REPO / name for name in listed]
+
+
+# A committed demo run, with the spec.yaml the workflow wrote for it.
+DEMO_RUN = next(path.parent for path in committed_records() if "/demo/runs/" in str(path))
+
+
+def test_every_committed_record_validates_and_reads_back_unchanged() -> None:
+    paths = committed_records()
+    assert len(paths) >= 190
+    for path in paths:
+        record = read_record(path)
+        assert record.to_json() == json.loads(path.read_text()), path
+
+
+def one_line_error(path: Path, data: object) -> str:
+    path.write_text(json.dumps(data))
+    with pytest.raises(StnbenchError) as raised:
+        read_record(path)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{path}: ")
+    return message
+
+
+def test_schema_rejects_a_bad_record_naming_the_file_and_field(tmp_path: Path) -> None:
+    good = json.loads((DEMO_RUN / "metrics.json").read_text())
+    path = tmp_path / "metrics.json"
+    cases = {
+        "params": "field (top level): 'params' is a required property",
+        "test_accuracy": "field test_accuracy: None is not of type 'number'",
+        "history": "field history/0/epoch: 'one' is not of type 'integer'",
+        "device_type": "field device_type: 'tpu' is not one of ['cpu', 'cuda']",
+        "machine": "field machine: 'cpu_flags' is a required property",
+        "schema_version": "schema_version 2, expected 1",
+        "extra": "Additional properties are not allowed ('accuracy' was unexpected)",
+    }
+    for case, expected in cases.items():
+        bad = copy.deepcopy(good)
+        if case == "params":
+            del bad["params"]
+        elif case == "test_accuracy":  # a finished run must have been tested
+            bad["test_accuracy"] = None
+        elif case == "history":
+            bad["history"][0]["epoch"] = "one"
+        elif case == "device_type":
+            bad["device_type"] = "tpu"
+        elif case == "machine":
+            del bad["machine"]["cpu_flags"]
+        elif case == "schema_version":
+            bad["schema_version"] = 2
+        else:
+            bad["accuracy"] = 0.9
+        assert expected in one_line_error(path, bad), case
+    assert "field (top level): [] is not of type 'object'" in one_line_error(path, [])
+    path.write_text(json.dumps(good)[:-100])
+    with pytest.raises(StnbenchError, match=rf"^{path}: not valid JSON \(") as raised:
+        read_record(path)
+    assert "\n" not in str(raised.value)
+    assert RunRecord.from_json(good).to_json() == good
+
+
+def corrupt_copy(tmp_path: Path) -> Path:
+    run = tmp_path / "runs" / DEMO_RUN.name
+    run.mkdir(parents=True)
+    (run / "spec.yaml").write_bytes((DEMO_RUN / "spec.yaml").read_bytes())
+    (run / "metrics.json").write_text((DEMO_RUN / "metrics.json").read_text()[:500])
+    return run
+
+
+def test_workflow_check_of_a_finished_cell_names_a_corrupt_record(tmp_path: Path) -> None:
+    run = corrupt_copy(tmp_path)
+    spec = yaml.safe_load((run / "spec.yaml").read_text())
+    with pytest.raises(StnbenchError, match=rf"^{run / 'metrics.json'}: not valid JSON"):
+        pipeline.check_finished_cell(run / "metrics.json", spec, "cpu")
+
+
+def test_tables_name_a_corrupt_record_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = corrupt_copy(tmp_path)
+    arguments = ["results", "tables", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)]
+    assert main(arguments) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"stnbench: error: {run / 'metrics.json'}: not valid JSON (")
+    assert error.count("\n") == 1
+    assert not (tmp_path / "tables").exists()
