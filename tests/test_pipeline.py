@@ -173,6 +173,22 @@ def test_changed_settings_of_a_finished_cell_fail_before_any_job(
     assert {path: path.stat().st_mtime_ns for path in runs if path.exists()} == runs
 
 
+def test_a_corrupt_record_of_a_finished_cell_is_named_before_any_job(
+    finished: Path, tmp_path: Path
+) -> None:
+    workdir = copy_of(finished, tmp_path / "corrupt")
+    metrics = sorted(workdir.glob("results/runs/dataset~mnist*/metrics.json"))[0]
+    metrics.write_text(metrics.read_text()[:300])
+    runs = {path: path.stat().st_mtime_ns for path in workdir.glob("results/runs/*/*")}
+
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode != 0
+    relative = metrics.relative_to(workdir)
+    assert f"StnbenchError: {relative}: not valid JSON (" in result.stdout + result.stderr
+    assert "JSONDecodeError" not in result.stdout + result.stderr
+    assert {path: path.stat().st_mtime_ns for path in runs if path.exists()} == runs
+
+
 def test_new_variant_adds_only_its_cells(finished: Path) -> None:
     definition = yaml.safe_load(
         (REPO / "stnbench" / "models" / "definitions" / "st-cnn-affine.yaml").read_text()
