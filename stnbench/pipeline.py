@@ -24,40 +24,19 @@ from snakemake.utils import Paramspace
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write_text
 from stnbench.paths import ARCHIVES_ENV, resolve_archives, resolve_data_dir
+from stnbench.preparation import NATIVE_SIZE, Prep
 
 CELL_KEYS = ("dataset", "prep", "distortion", "severity", "model", "seed")
 BENCH_KEYS = ("dataset", "size", "model")
 # What `stnbench results tables` writes: OUT/tables/NAME.{md,csv,tex}, OUT/plots/NAME.{png,pdf}.
 TABLES = ("gtsrb", "table1", "robustness", "cost", "significance")
 PLOTS = ("accuracy_vs_severity", "accuracy_vs_params", "throughput", "training_curves")
-# The data sets' own image sizes: their default preprocessing.
-NATIVE_SIZE = {"mnist": 28, "gtsrb": 32}
 GTSRB_SKIPPED = (
     "GTSRB skipped ({reason}). To add it, put GTSRB_Final_Training_Images.zip, "
     "GTSRB_Final_Test_Images.zip and GTSRB_Final_Test_GT.zip (or Kaggle's Train.csv, Test.csv, "
     "Train/ and Test/, or its zip) in a folder, set `gtsrb.archives` "
     f"in the config or ${ARCHIVES_ENV} to that folder, and run the workflow again."
 )
-
-
-@dataclass(frozen=True)
-class Prep:
-    """One preprocessing of one data set, prepared once before the cells that need it."""
-
-    dataset: str
-    size: int
-    roi_crop: bool
-    contrast: str = "original"
-
-    @property
-    def label(self) -> str:
-        """e.g. ``48px-roi-histeq``; the original contrast adds nothing, as in the caches."""
-        contrast = "" if self.contrast == "original" else f"-{self.contrast}"
-        return f"{self.size}px" + ("-roi" if self.roi_crop else "") + contrast
-
-    @property
-    def id(self) -> str:
-        return f"{self.dataset}-{self.label}"
 
 
 @dataclass

@@ -276,7 +276,7 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
     assert nost["validation accuracy % (reproduced, mean ± std)"] == "not run"
 
 
-def test_a_copied_run_counts_once_but_two_preparations_are_an_error(tmp_path: Path):
+def test_a_copied_run_counts_once_but_two_preparations_are_two_runs(tmp_path: Path):
     root = tmp_path / "runs"
     runs = [write_run(root / folder, model="moodstocks-2st", seed=0, accuracy=accuracy,
                       dataset="gtsrb", distortion="none", severity=0.0)
@@ -286,15 +286,21 @@ def test_a_copied_run_counts_once_but_two_preparations_are_an_error(tmp_path: Pa
     gtsrb = table(build_tables(results), "gtsrb")
     assert any(line.startswith("Counted once: 1 duplicate") for line in gtsrb.notes)
 
+    # The same model and seed at 48 px on the ROI with IDSIA's jitter is another run, shown in
+    # a section of its own beside the data set's own 32 px.
     metrics = json.loads((runs[1] / "metrics.json").read_text())
-    metrics["config"]["size"] = 48
+    metrics["config"].update(size=48, roi_crop=True, contrast="histeq", augmentation="idsia")
     (runs[1] / "metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(StnbenchError, match="seed 0 at 48 px and 32 px in one results folder"):
-        collect(root, tmp_path / "bench")
-    metrics["config"].update(size=32, roi_crop=True)
-    (runs[1] / "metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(StnbenchError, match="at 32 px ROI-cropped and 32 px in one results"):
-        collect(root, tmp_path / "bench")
+    results = collect(root, tmp_path / "bench")
+    assert results.duplicates == ()
+    assert sorted(results.runs["preparation"]) == ["32px", "48px-roi-histeq"]
+    gtsrb = table(build_tables(results), "gtsrb")
+    headings = [heading for heading, _ in gtsrb.sections]
+    assert headings == ["demo scale, 32px", "demo scale, 48px-roi-histeq"]
+    prepared = gtsrb.sections[1][1].set_index("")["moodstocks-2st"]
+    assert prepared["test accuracy % (reproduced, mean ± std)"].startswith("98.00")
+    assert prepared["jittering"] == "yes (idsia)"
+    assert gtsrb.sections[0][1].set_index("")["moodstocks-2st"]["jittering"] == "no"
 
 
 def test_no_runs_writes_tables_that_say_so(tmp_path: Path):

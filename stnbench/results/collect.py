@@ -16,6 +16,7 @@ from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictio
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
 from stnbench.errors import StnbenchError
 from stnbench.models import DATASET_INPUTS
+from stnbench.preparation import Prep
 from stnbench.provenance import device_label
 from stnbench.transforms import get_distortion
 
@@ -23,7 +24,7 @@ UNSPECIFIED_SCALE = "unspecified"
 # A condition is what a model is trained and tested on, a sweep one family's conditions over
 # its severities; a cell is one model on a condition, a run one cell at one seed. Lists, not
 # tuples: pandas reads a tuple as a single label.
-SWEEP = ["scale", "dataset", "distortion"]
+SWEEP = ["scale", "dataset", "preparation", "distortion"]
 CONDITION = [*SWEEP, "severity"]
 CELL = [*CONDITION, "model"]
 RUN_KEY = (*CELL, "seed")
@@ -44,6 +45,7 @@ RUN_COLUMNS = (
     "limit_train",
     "input_size",
     "roi_crop",
+    "augmentation",
     "test_set_name",
     "test_set_size",
     "test_set_note",
@@ -96,6 +98,7 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
     return {
         "scale": record.scale or UNSPECIFIED_SCALE,
         "dataset": record.dataset,
+        "preparation": Prep.of_run(record.dataset, config).label,
         "distortion": record.distortion,
         "severity": float(record.severity),
         "model": record.model,
@@ -115,6 +118,7 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
         "limit_train": config["limit_train"],
         "input_size": _input_size(record),
         "roi_crop": bool(config["roi_crop"]),
+        "augmentation": config["augmentation"],
         "test_set_name": record.test_set.name,
         "test_set_size": record.test_set.size,
         "test_set_note": record.test_set.note,
@@ -141,11 +145,6 @@ def _input_size(record: RunRecord) -> int | None:
     return distortion.output_size(size)
 
 
-def _preparation(record: dict[str, Any]) -> str:
-    """What the run's images were made from: their size and whether they were ROI-cropped."""
-    return f"{record['input_size']} px" + (" ROI-cropped" if record["roi_crop"] else "")
-
-
 def _has_spatial_transformer(layers: Any) -> bool:
     """Whether a model definition's layers (nested lists and mappings) contain an ``st`` layer."""
     if isinstance(layers, dict):
@@ -161,8 +160,8 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
 
     A run key seen twice (the same run copied or trained twice) is counted once, from the
     first path in sorted order; the others are returned so that the tables can name them.
-    The same key at two input sizes, or cropped and uncropped, is an error, not a duplicate:
-    the tables would pool them. An absent folder reads as no runs: the tables then say so.
+    The key includes the preparation, so a model at two sizes, cropped and uncropped, or at
+    two contrasts is two runs. An absent folder reads as no runs: the tables then say so.
     """
     records, history, seen, duplicates = [], [], {}, []
     for path in sorted(Path(runs_dir).rglob(METRICS_NAME)):
@@ -170,14 +169,6 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
         record = _run_row(path, run)
         key = tuple(record[name] for name in RUN_KEY)
         if key in seen:
-            first = seen[key]
-            if _preparation(first) != _preparation(record):
-                raise StnbenchError(
-                    f"{path.parent} and {first['run_dir']}: {record['model']} seed "
-                    f"{record['seed']} at {_preparation(record)} and {_preparation(first)} "
-                    "in one results folder; the tables compare one preparation, so give each "
-                    "its own results_dir"
-                )
             duplicates.append(path.parent)
             continue
         seen[key] = record

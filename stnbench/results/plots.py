@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from stnbench.io import atomic_write
+from stnbench.preparation import NATIVE_SIZE
 from stnbench.results import published
 from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
 from stnbench.results.stats import summarize_cells
@@ -68,6 +69,13 @@ def _palette(models: list[str]) -> dict:
     return dict(zip(models, colours[:len(models)], strict=True))
 
 
+def panel_title(dataset: str, preparation: str, distortion: str, heading: str) -> str:
+    """``gtsrb · none (cpu)``; a preparation other than the data set's own is named too."""
+    native = f"{NATIVE_SIZE[dataset]}px" if dataset in NATIVE_SIZE else preparation
+    shown = f" {preparation}" if preparation and preparation != native else ""
+    return f"{dataset}{shown} · {distortion} ({heading})"
+
+
 def accuracy_vs_severity(results: Results) -> Figure:
     title = "Test accuracy against distortion severity (mean over seeds, band: 95% t-interval)"
     cells = summarize_cells(results.runs, CELL, CONDITION)
@@ -81,14 +89,14 @@ def accuracy_vs_severity(results: Results) -> Figure:
     figure, axes = _figure(len(panels))
     palette = _palette(sorted(set(cells["model"])))
     with_st = dict(zip(results.runs["model"], results.runs["has_st"], strict=True))
-    for ax, ((scale, dataset, distortion), group) in zip(axes, panels, strict=True):
+    for ax, ((scale, dataset, preparation, distortion), group) in zip(axes, panels, strict=True):
         for model, line in group.sort_values("severity").groupby("model"):
             style = "-" if with_st[model] else "--"
             ax.plot(line["severity"], 100 * line["mean"], style, marker="o",
                     color=palette[model], label=model)
             ax.fill_between(line["severity"], 100 * line["ci_low"], 100 * line["ci_high"],
                             color=palette[model], alpha=0.2, linewidth=0)
-        ax.set(title=f"{dataset} · {distortion} ({scale})", xlabel="severity",
+        ax.set(title=panel_title(dataset, preparation, distortion, scale), xlabel="severity",
                ylabel="test accuracy %")
     _legend(figure, axes, "model (dashed: no spatial transformer)")
     _title(figure, title, results.runs)
@@ -117,13 +125,14 @@ def accuracy_vs_params(results: Results) -> Figure:
     cells = cells.merge(params, on=CELL)
     cells = cells[(cells["n_ok"] > 0) & cells["params"].notna()]
     panel_keys = sorted({key for key, _ in cells.groupby(SWEEP)})
-    if not any(key[1:] == ("gtsrb", "none") for key in panel_keys):
+    if not any(key[1] == "gtsrb" and key[3] == "none" for key in panel_keys):
         # The published GTSRB points are shown even before any GTSRB run exists.
-        panel_keys.append(("published", "gtsrb", "none"))
+        panel_keys.append(("published", "gtsrb", "", "none"))
     figure, axes = _figure(len(panel_keys))
     palette = _palette(sorted(set(cells["model"])))
-    for ax, (scale, dataset, distortion) in zip(axes, panel_keys, strict=True):
+    for ax, (scale, dataset, preparation, distortion) in zip(axes, panel_keys, strict=True):
         group = cells[(cells["scale"] == scale) & (cells["dataset"] == dataset)
+                      & (cells["preparation"] == preparation)
                       & (cells["distortion"] == distortion)]
         for cell in group.itertuples(index=False):
             low = 100 * (cell.mean - cell.ci_low) if not math.isnan(cell.ci_low) else 0
@@ -148,8 +157,8 @@ def accuracy_vs_params(results: Results) -> Figure:
             low, high = ax.get_ylim()  # room below for the published points' labels
             ax.set_ylim(bottom=low - 0.25 * (high - low))
         heading = "published only" if scale == "published" else f"{scale}"
-        ax.set(title=f"{dataset} · {distortion} ({heading})", xlabel="parameters (log scale)",
-               ylabel="test accuracy %")
+        ax.set(title=panel_title(dataset, preparation, distortion, heading),
+               xlabel="parameters (log scale)", ylabel="test accuracy %")
     if cells.empty:
         axes[0].text(0.5, 0.5, "no runs yet: published points only",
                      transform=axes[0].transAxes, ha="center")
@@ -229,13 +238,13 @@ def training_curves(results: Results) -> Figure:
     palette = _palette(models)
     metrics = (("train_loss", "training loss"), ("val_accuracy", "validation accuracy %"))
     figure, axes = _figure(2 * len(panels), columns=2 * min(len(panels), 2))
-    for index, ((scale, dataset, distortion), group) in enumerate(panels):
+    for index, ((scale, dataset, preparation, distortion), group) in enumerate(panels):
         for offset, (column, label) in enumerate(metrics):
             ax = axes[2 * index + offset]
             values = group.assign(**{column: group[column] * (100 if "accuracy" in column else 1)})
             sns.lineplot(values, x="epoch", y=column, hue="model", errorbar="sd", ax=ax, marker="o",
                          hue_order=models, palette=palette, legend=index == 0 and offset == 0)
-            ax.set(title=f"{dataset} · {distortion} ({scale})", ylabel=label)
+            ax.set(title=panel_title(dataset, preparation, distortion, scale), ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             losses = values[column]
             if column == "train_loss" and (losses > 0).all() and losses.max() > 10 * losses.min():

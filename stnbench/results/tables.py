@@ -13,6 +13,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from stnbench.io import atomic_write_text
+from stnbench.preparation import NATIVE_SIZE
 from stnbench.results import published
 from stnbench.results.collect import CELL, CONDITION, SWEEP, UNSPECIFIED_SCALE, Results
 from stnbench.results.compare import compare_with_baselines
@@ -22,6 +23,8 @@ SIGNIFICANCE_LEVEL = 0.05
 # The splits as predictions.npz, the metrics' ``{split}_accuracy`` and the CSVs name them.
 SPLIT_NAMES = {"test": "test", "val": "validation"}
 GTSRB_MODELS = ("idsia-committee", "moodstocks-2st", "moodstocks-1st", "moodstocks-nost")
+GTSRB_PREPARATION = f"{NATIVE_SIZE['gtsrb']}px"
+MNIST_PREPARATION = f"{NATIVE_SIZE['mnist']}px"
 SCALE_NOTES = {
     "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
     "full": "the recipes' published training length",
@@ -149,7 +152,7 @@ def significance_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
     for row in comparisons.itertuples(index=False):
         tests = row.mcnemar_per_seed
         if tests and all(test.pvalue < SIGNIFICANCE_LEVEL for test in tests):
-            marks[(row.scale, row.dataset, row.distortion, row.severity, row.model)] = " *"
+            marks[tuple(getattr(row, name) for name in CELL)] = " *"
     return marks
 
 
@@ -179,28 +182,36 @@ def gtsrb_table(results: Results, comparisons: pd.DataFrame) -> Table:
     table.notes += scale_notes(runs)
     table.notes += [*test_set_notes(runs), COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
                     *duplicate_note(results)]
-    models = [*GTSRB_MODELS, *sorted(set(runs["model"]) - set(GTSRB_MODELS))]
     marks = significance_marks(comparisons)
     data_rows = []
     for scale in scales(runs):
         at_scale = runs[runs["scale"] == scale]
-        grid = pd.DataFrame([
-            {"scale": scale, "dataset": "gtsrb", "distortion": "none", "severity": severity,
-             "model": model}
-            for severity in (sorted(set(at_scale["severity"])) or [0.0]) for model in models
-        ])
-        cells = summarize_cells(at_scale, CELL, CONDITION, grid=grid)
-        val_cells = summarize_cells(at_scale, CELL, CONDITION, value="val_accuracy", grid=grid)
-        display = _gtsrb_display(cells, val_cells, at_scale, results.bench, marks)
-        table.sections.append((section_heading(scale, at_scale), display))
-        val_columns = val_cells[[*CELL, "mean", "std"]].rename(
-            columns={"mean": "val_mean", "std": "val_std"})
-        data_rows.append(cells.merge(val_columns, on=CELL, how="left").assign(
-            accuracy_published_pct=cells["model"].map(
-                lambda model: published.GTSRB_MODEL_ACCURACY.get(model, (math.nan,))[0]),
-            params=cells["model"].map(at_scale.groupby("model")["params"].first()),
-            flops=cells["model"].map(at_scale.groupby("model")["flops"].first()),
-        ))
+        preparations = sorted(set(at_scale["preparation"]), key=_preparation_order)
+        for preparation in preparations or [GTSRB_PREPARATION]:
+            ran = at_scale[at_scale["preparation"] == preparation]
+            # The data set's own preparation lists every published model, run or not.
+            listed = GTSRB_MODELS if preparation == GTSRB_PREPARATION else ()
+            models = [*listed, *sorted(set(ran["model"]) - set(listed))]
+            grid = pd.DataFrame([
+                {"scale": scale, "dataset": "gtsrb", "preparation": preparation,
+                 "distortion": "none", "severity": severity, "model": model}
+                for severity in (sorted(set(ran["severity"])) or [0.0]) for model in models
+            ])
+            cells = summarize_cells(ran, CELL, CONDITION, grid=grid)
+            val_cells = summarize_cells(ran, CELL, CONDITION, value="val_accuracy", grid=grid)
+            display = _gtsrb_display(cells, val_cells, ran, results.bench, marks)
+            heading = section_heading(scale, ran)
+            if len(preparations) > 1:
+                heading += f", {preparation}"
+            table.sections.append((heading, display))
+            val_columns = val_cells[[*CELL, "mean", "std"]].rename(
+                columns={"mean": "val_mean", "std": "val_std"})
+            data_rows.append(cells.merge(val_columns, on=CELL, how="left").assign(
+                accuracy_published_pct=cells["model"].map(
+                    lambda model: published.GTSRB_MODEL_ACCURACY.get(model, (math.nan,))[0]),
+                params=cells["model"].map(ran.groupby("model")["params"].first()),
+                flops=cells["model"].map(ran.groupby("model")["flops"].first()),
+            ))
     published_rows = pd.DataFrame([
         {"scale": "published", "dataset": "gtsrb", "model": pipeline.name,
          "accuracy_published_pct": pipeline.accuracy_pct, "params": pipeline.weights_counted}
@@ -229,10 +240,10 @@ def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFr
     for cell in cells.itertuples(index=False):
         model_runs = runs[runs["model"] == cell.model]
         cell_series = pd.Series(cell._asdict())
-        key = (cell.scale, cell.dataset, cell.distortion, cell.severity, cell.model)
+        key = tuple(getattr(cell, name) for name in CELL)
         columns[cell.model] = [
             "no" if not model_runs.empty else "—",
-            "no" if not model_runs.empty else "—",
+            jitter_text(model_runs),
             "—",
             format_count(model_runs["params"].max()),
             format_number(published.GTSRB_MODEL_ACCURACY.get(cell.model, (math.nan,))[0]),
@@ -247,6 +258,19 @@ def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFr
             inference_text(bench, model_runs),
         ]
     return pd.DataFrame({"": rows, **columns})
+
+
+def _preparation_order(preparation: str) -> tuple[int, str]:
+    """The data set's own preparation first, then by size and name."""
+    return (preparation != GTSRB_PREPARATION, f"{int(preparation.split('px')[0]):04d}{preparation}")
+
+
+def jitter_text(model_runs: pd.DataFrame) -> str:
+    """Whether the runs trained with a per-batch augmentation (IDSIA's jitter), and which."""
+    if model_runs.empty:
+        return "—"
+    names = sorted({name for name in model_runs["augmentation"] if isinstance(name, str)})
+    return f"yes ({', '.join(names)})" if names else "no"
 
 
 def first_text(values: pd.Series) -> str:
@@ -318,8 +342,8 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
     for scale in scales(runs):
         at_scale = runs[runs["scale"] == scale]
         grid = pd.DataFrame([
-            {"scale": scale, "dataset": "mnist", "distortion": distortion, "severity": 1.0,
-             "model": model}
+            {"scale": scale, "dataset": "mnist", "preparation": MNIST_PREPARATION,
+             "distortion": distortion, "severity": 1.0, "model": model}
             for distortion in distortions for model in models
         ])
         cells = summarize_cells(at_scale.assign(test_error=1 - at_scale["test_accuracy"]),
@@ -337,7 +361,7 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
             for distortion in distortions:
                 cell = cells[(cells["model"] == model)
                              & (cells["distortion"] == distortion)].iloc[0]
-                key = (scale, "mnist", distortion, 1.0, model)
+                key = (scale, "mnist", MNIST_PREPARATION, distortion, 1.0, model)
                 row[f"{distortion}: ours"] = (
                     format_cell(cell) + marks.get(key, "")
                     if model in ran_models and distortion in ran_families else NOT_RUN
