@@ -11,7 +11,8 @@ from stnbench.cli import main
 from stnbench.errors import StnbenchError
 from stnbench.results.collect import collect
 from stnbench.results.compare import compare_with_baselines
-from stnbench.results.tables import build_tables, format_cell
+from stnbench.results.table_format import format_cell
+from stnbench.results.tables import build_tables
 
 TEST_IMAGES = 100
 

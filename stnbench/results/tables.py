@@ -1,165 +1,44 @@
-"""The result tables, built from collected runs and written as Markdown, CSV and LaTeX.
-
-Each table is kept twice: ``data`` (numbers, one column per quantity, for CSV) and
-``sections`` (formatted cells such as ``99.12 ± 0.05 (n=2 of 3; 1 diverged)`` for reading).
-"""
+"""The result tables, built from collected runs (written by ``table_format``)."""
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
 
-from stnbench.io import atomic_write_text
 from stnbench.preparation import NATIVE_SIZE
 from stnbench.results import published
-from stnbench.results.collect import CELL, CONDITION, SWEEP, UNSPECIFIED_SCALE, Results
+from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
+from stnbench.results.committee import committee_table
 from stnbench.results.compare import compare_with_baselines
+from stnbench.results.notes import (
+    COUNTING_NOTE,
+    NO_RUNS,
+    NOT_RUN,
+    NOT_RUN_NOTE,
+    SIGNIFICANCE_NOTE,
+    duplicate_note,
+    scale_notes,
+    scales,
+    section_heading,
+    significance_marks,
+    test_set_notes,
+)
 from stnbench.results.stats import WILCOXON_MIN_PAIRS, summarize_cells
+from stnbench.results.table_format import (
+    Table,
+    format_cell,
+    format_count,
+    format_number,
+    format_pvalue,
+    write_table,
+)
 
-SIGNIFICANCE_LEVEL = 0.05
 # The splits as predictions.npz, the metrics' ``{split}_accuracy`` and the CSVs name them.
 SPLIT_NAMES = {"test": "test", "val": "validation"}
 GTSRB_MODELS = ("idsia-committee", "moodstocks-2st", "moodstocks-1st", "moodstocks-nost")
 GTSRB_PREPARATION = f"{NATIVE_SIZE['gtsrb']}px"
 MNIST_PREPARATION = f"{NATIVE_SIZE['mnist']}px"
-SCALE_NOTES = {
-    "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
-    "full": "the recipes' published training length",
-    "cpu": ("what a 2-core CPU runs: distorted MNIST for 2 epochs (config/cpu.yaml), GTSRB at "
-            "32 px with the published recipes (config/cpu-gtsrb.yaml); not comparable with "
-            "published figures"),
-    "tiny": "a smoke test of the workflow on tiny subsets; its numbers mean nothing",
-    UNSPECIFIED_SCALE: "the runs record no scale",
-}
-NO_RUNS = "No runs yet under {runs_dir}."
-NOT_RUN = "not run"
-NOT_RUN_NOTE = (f"{NOT_RUN}: no run of this model, or of this family, at this scale: not in the "
-                "grid that produced these results (unlike missing: a seed that other models "
-                "finished).")
-COUNTING_NOTE = ("Cells: mean ± sample std over seeds (n = finished seeds); a seed that any model "
-                 "ran on the condition but this model did not finish is shown as diverged or "
-                 "missing, never averaged in.")
-
-
-@dataclass
-class Table:
-    name: str
-    title: str
-    notes: list[str] = field(default_factory=list)
-    sections: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    data: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-# ---------------------------------------------------------------- cell formatting
-
-
-def format_number(value: float | None, digits: int = 2) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-def format_count(value: float | None) -> str:
-    """Parameters, FLOPs: 1.54M, 38.59M, 2.10G."""
-    if value is None or math.isnan(value):
-        return "—"
-    for factor, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.2f}{unit}"
-    return f"{value:.0f}"
-
-
-def format_pvalue(p: float) -> str:
-    if math.isnan(p):
-        return "—"
-    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
-
-
-def format_cell(cell: pd.Series, factor: float = 100.0, digits: int = 2) -> str:
-    """A cell's mean ± std over seeds with its counts; never a number for a cell without one.
-
-    ``(n=3)`` when every expected seed finished; ``(n=2 of 3; 1 diverged)`` otherwise;
-    ``3 diverged`` or ``missing`` when no seed finished.
-    """
-    n_ok, n_expected = int(cell["n_ok"]), int(cell["n_expected"])
-    problems = [f"{int(cell[column])} {word}" for column, word in
-                (("n_diverged", "diverged"), ("n_missing", "missing")) if cell[column]]
-    if n_ok == 0:
-        return ", ".join(problems) if problems else "missing"
-    text = f"{cell['mean'] * factor:.{digits}f}"
-    if n_ok > 1:
-        text += f" ± {cell['std'] * factor:.{digits}f}"
-    if n_ok == n_expected:
-        return f"{text} (n={n_ok})"
-    return f"{text} (n={n_ok} of {n_expected}; {', '.join(problems)})"
-
-
-# ---------------------------------------------------------------- notes shared by the tables
-
-
-def scale_notes(runs: pd.DataFrame) -> list[str]:
-    return [scale_note(scale, runs[runs["scale"] == scale]) for scale in sorted(set(runs["scale"]))]
-
-
-def scale_note(scale: str, runs: pd.DataFrame) -> str:
-    note = f"{scale}" + (f" ({SCALE_NOTES[scale]})" if scale in SCALE_NOTES else "")
-    epochs = sorted({int(value) for value in runs["epochs"].dropna()})
-    if epochs:
-        note += f"; planned epochs: {', '.join(map(str, epochs))}"
-    limits = sorted({int(value) for value in runs["limit_train"].dropna()})
-    if limits:
-        note += f"; trained on the first {', '.join(f'{limit:,}' for limit in limits)} images"
-    return f"Scale: {note}."
-
-
-def test_set_notes(runs: pd.DataFrame) -> list[str]:
-    notes = []
-    for (dataset, size, note), _ in runs.groupby(
-        ["dataset", "test_set_size", "test_set_note"], dropna=False
-    ):
-        if isinstance(note, str) and note:
-            size_text = "" if pd.isna(size) else f" ({int(size):,} images)"
-            notes.append(f"Test set ({dataset}): {note}{size_text}.")
-    return notes
-
-
-def duplicate_note(results: Results) -> list[str]:
-    if not results.duplicates:
-        return []
-    return [f"Counted once: {len(results.duplicates)} duplicate run(s) of the same key ignored: "
-            + ", ".join(str(path) for path in results.duplicates) + "."]
-
-
-
-
-def scales(runs: pd.DataFrame) -> list[str]:
-    return sorted(set(runs["scale"])) or [UNSPECIFIED_SCALE]
-
-
-def section_heading(scale: str, runs: pd.DataFrame) -> str:
-    return f"{scale} scale" if not runs.empty else "no runs"
-
-
-# ---------------------------------------------------------------- significance marks
-
-
-def significance_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
-    """``*`` for an ST model whose McNemar test against its baseline has p < 0.05 at every seed."""
-    marks = {}
-    for row in comparisons.itertuples(index=False):
-        tests = row.mcnemar_per_seed
-        if tests and all(test.pvalue < SIGNIFICANCE_LEVEL for test in tests):
-            marks[tuple(getattr(row, name) for name in CELL)] = " *"
-    return marks
-
-
-SIGNIFICANCE_NOTE = ("* : differs from its baseline with McNemar's exact test p < 0.05 at every "
-                     "paired seed (see the significance table).")
-
-
 # ---------------------------------------------------------------- table 1: GTSRB
 
 
@@ -524,41 +403,6 @@ def significance_table(results: Results, comparisons: pd.DataFrame) -> Table:
     return table
 
 
-# ---------------------------------------------------------------- writing
-
-
-def to_markdown(table: Table) -> str:
-    parts = [f"# {table.title}", ""]
-    parts += [f"- {note}" for note in table.notes]
-    for heading, frame in table.sections:
-        parts += ["", f"## {heading}", "",
-                  tabulate(frame, headers="keys", tablefmt="pipe", showindex=False,
-                           disable_numparse=True)]
-    return "\n".join(parts) + "\n"
-
-
-def to_latex(table: Table) -> str:
-    """Bare ``tabular`` blocks, to ``\\input`` inside the reader's own table environment; the
-    title and notes ride along as comments so that they need no escaping."""
-    parts = [f"% {table.title}"] + [f"% {note}" for note in table.notes]
-    for heading, frame in table.sections:
-        body = tabulate(frame, headers="keys", tablefmt="latex_booktabs", showindex=False,
-                        disable_numparse=True)
-        # tabulate escapes LaTeX's special characters but leaves these two as Unicode.
-        body = body.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
-        parts += ["", f"% {heading}", body]
-    return "\n".join(parts) + "\n"
-
-
-def write_table(table: Table, out_dir: Path) -> list[Path]:
-    out_dir = Path(out_dir)
-    paths = [out_dir / f"{table.name}.{ext}" for ext in ("md", "csv", "tex")]
-    atomic_write_text(paths[0], to_markdown(table))
-    atomic_write_text(paths[1], table.data.to_csv(index=False))
-    atomic_write_text(paths[2], to_latex(table))
-    return paths
-
-
 def build_tables(results: Results, notes: Sequence[str] = ()) -> list[Table]:
     """Every table; ``notes`` (such as what the workflow left out) are added to each."""
     comparisons = compare_with_baselines(results.runs, "test")
@@ -569,6 +413,7 @@ def build_tables(results: Results, notes: Sequence[str] = ()) -> list[Table]:
         robustness_table(results),
         cost_table(results),
         significance_table(results, _significance_rows(comparisons, val_comparisons)),
+        committee_table(results),
     ]
     for table in tables:
         table.notes += notes

@@ -38,6 +38,12 @@ rule aggregate:
             labels={"table": "significance"},
         ),
         report(
+            RESULTS / "tables" / "committee.csv",
+            caption="../report/committee.rst",
+            category="Tables",
+            labels={"table": "committees of columns"},
+        ),
+        report(
             RESULTS / "plots" / "accuracy_vs_severity.png",
             caption="../report/accuracy_vs_severity.rst",
             category="Plots",

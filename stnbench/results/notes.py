@@ -1,0 +1,82 @@
+"""Notes and headings that several tables share: the scale, the test set, what is counted, what
+was not run, duplicates, and the marks for significant differences."""
+
+import pandas as pd
+
+from stnbench.results.collect import CELL, UNSPECIFIED_SCALE, Results
+
+SIGNIFICANCE_LEVEL = 0.05
+SCALE_NOTES = {
+    "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
+    "full": "the recipes' published training length",
+    "cpu": ("what a 2-core CPU runs: distorted MNIST for 2 epochs (config/cpu.yaml), GTSRB at "
+            "32 px with the published recipes (config/cpu-gtsrb.yaml); not comparable with "
+            "published figures"),
+    "tiny": "a smoke test of the workflow on tiny subsets; its numbers mean nothing",
+    UNSPECIFIED_SCALE: "the runs record no scale",
+}
+NO_RUNS = "No runs yet under {runs_dir}."
+NOT_RUN = "not run"
+NOT_RUN_NOTE = (f"{NOT_RUN}: no run of this model, or of this family, at this scale: not in the "
+                "grid that produced these results (unlike missing: a seed that other models "
+                "finished).")
+COUNTING_NOTE = ("Cells: mean ± sample std over seeds (n = finished seeds); a seed that any model "
+                 "ran on the condition but this model did not finish is shown as diverged or "
+                 "missing, never averaged in.")
+
+
+def scale_notes(runs: pd.DataFrame) -> list[str]:
+    return [scale_note(scale, runs[runs["scale"] == scale]) for scale in sorted(set(runs["scale"]))]
+
+
+def scale_note(scale: str, runs: pd.DataFrame) -> str:
+    note = f"{scale}" + (f" ({SCALE_NOTES[scale]})" if scale in SCALE_NOTES else "")
+    epochs = sorted({int(value) for value in runs["epochs"].dropna()})
+    if epochs:
+        note += f"; planned epochs: {', '.join(map(str, epochs))}"
+    limits = sorted({int(value) for value in runs["limit_train"].dropna()})
+    if limits:
+        note += f"; trained on the first {', '.join(f'{limit:,}' for limit in limits)} images"
+    return f"Scale: {note}."
+
+
+def test_set_notes(runs: pd.DataFrame) -> list[str]:
+    notes = []
+    for (dataset, size, note), _ in runs.groupby(
+        ["dataset", "test_set_size", "test_set_note"], dropna=False
+    ):
+        if isinstance(note, str) and note:
+            size_text = "" if pd.isna(size) else f" ({int(size):,} images)"
+            notes.append(f"Test set ({dataset}): {note}{size_text}.")
+    return notes
+
+
+def duplicate_note(results: Results) -> list[str]:
+    if not results.duplicates:
+        return []
+    return [f"Counted once: {len(results.duplicates)} duplicate run(s) of the same key ignored: "
+            + ", ".join(str(path) for path in results.duplicates) + "."]
+
+
+
+
+def scales(runs: pd.DataFrame) -> list[str]:
+    return sorted(set(runs["scale"])) or [UNSPECIFIED_SCALE]
+
+
+def section_heading(scale: str, runs: pd.DataFrame) -> str:
+    return f"{scale} scale" if not runs.empty else "no runs"
+
+
+def significance_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
+    """``*`` for an ST model whose McNemar test against its baseline has p < 0.05 at every seed."""
+    marks = {}
+    for row in comparisons.itertuples(index=False):
+        tests = row.mcnemar_per_seed
+        if tests and all(test.pvalue < SIGNIFICANCE_LEVEL for test in tests):
+            marks[tuple(getattr(row, name) for name in CELL)] = " *"
+    return marks
+
+
+SIGNIFICANCE_NOTE = ("* : differs from its baseline with McNemar's exact test p < 0.05 at every "
+                     "paired seed (see the significance table).")
