@@ -9,9 +9,11 @@ it in the package lets tests and users inspect a grid without Snakemake:
 
 import copy
 import itertools
+import json
 import os
 import shlex
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -289,7 +291,55 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
         for name, variant in variants.items()
         if not isinstance(variant["definition"], str)
     }
+    check_runs(rows.values(), inline)
     return Grid(_first_seed_viz(cells), _benches(cells, preps, config), preps, inline, notes)
+
+
+def check_runs(rows: Iterable[Mapping[str, Any]], inline: Mapping[str, dict]) -> None:
+    """Every run's spec resolved by the code that ``stnbench train`` runs, and every model built
+    at its input size on the meta device (shapes without memory), so that a misspelt field, a
+    wrong type or a layer that cannot be built stops the workflow before its first job, not in
+    each train job after the data is prepared. Inline variants are checked from a temporary copy
+    of the file the workflow will write."""
+    import torch
+
+    from stnbench.engine.spec import FIELDS, resolve_spec
+    from stnbench.models import DATASET_INPUTS, create_model
+    from stnbench.transforms import get_distortion
+
+    checked: set[str] = set()
+    built: set[tuple] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, definition in inline.items():
+            write_definition(Path(tmp) / f"{name}.yaml", definition)
+        for row in rows:
+            spec, where = dict(row["spec"]), f"config experiments.{row['experiment']}"
+            unknown = sorted(set(spec) - set(FIELDS))
+            if unknown:
+                raise StnbenchError(f"{where}.train: unknown run spec field {unknown[0]!r}")
+            if row["model"] in inline:
+                spec["model"] = str(Path(tmp) / f"{row['model']}.yaml")
+            # Seeds train the same network: one check covers them all.
+            key = json.dumps({**spec, "seed": 0}, sort_keys=True, default=str)
+            if key in checked:
+                continue
+            checked.add(key)
+            try:
+                resolved = resolve_spec({**spec, "seed": 0, "device": "cpu"})
+                inputs = DATASET_INPUTS[resolved.dataset]
+                size = get_distortion(resolved.distortion, resolved.severity,
+                                      dataset=resolved.dataset).output_size(
+                    resolved.size or NATIVE_SIZE[resolved.dataset])
+                if (resolved.model, resolved.dataset, size) in built:
+                    continue
+                built.add((resolved.model, resolved.dataset, size))
+                with torch.device("meta"):
+                    create_model(resolved.model, in_channels=inputs.channels, input_size=size,
+                                 num_classes=inputs.num_classes)
+            except StnbenchError as error:
+                # An inline variant is named by the config, not by its temporary copy.
+                message = str(error).replace(f"{spec['model']}: ", "")
+                raise StnbenchError(f"{where}, model {row['model']}: {message}") from None
 
 
 def _first_seed_viz(cells: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,66 @@
+"""Mistakes in a workflow config are refused when the grid is built, before any job runs, by
+the same checks that `stnbench train` makes."""
+
+from pathlib import Path
+
+import pytest
+from snakemake.utils import validate
+
+from stnbench import pipeline
+from stnbench.errors import StnbenchError
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _config(tmp_path: Path, train: dict | None = None, variant: dict | None = None) -> dict:
+    experiment = {"dataset": "mnist", "distortions": ["R"], "models": ["cnn"], "seeds": 2,
+                  "train": train or {}}
+    config = {"scale": "t", "results_dir": str(tmp_path / "results"),
+              "data_dir": str(tmp_path / "data"), "experiments": {"table1": experiment}}
+    if variant is not None:
+        definition = {"name": "my-variant", "datasets": ["mnist"], "recipe": "stn-paper-mnist",
+                      "layers": [variant, {"linear": "classes"}]}
+        config["variants"] = [{"definition": definition, "experiments": ["table1"]}]
+    validate(config, str(SCHEMA))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"limt_train": 100}, "config experiments.table1.train: unknown run spec field "
+                              "'limt_train'"),
+        ({"epochs": 2.5}, "run spec field 'epochs': expected int, got 2.5"),
+        ({"momentum": -5}, "momentum -5.0: must be a finite number, 0 or more"),
+        ({"precision": "fp16"}, "precision 'fp16': expected one of fp32, bf16"),
+    ],
+)
+def test_a_bad_training_setting_stops_the_grid(tmp_path: Path, train: dict, message: str) -> None:
+    with pytest.raises(StnbenchError) as error:
+        pipeline.build_grid(_config(tmp_path, train))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"conv": {"out": -8, "kernel": 5}}, "model my-variant: layers[0].out: -8 must be a "
+                                             "positive integer"),
+        ({"st": {"transform": "shear-warp", "localization": [{"linear": 20}]}},
+         "model my-variant: layers[0].st.transform: unknown family 'shear-warp'"),
+        ({"conv": {"out": 8, "kernel": 40}}, "model my-variant: layers[0]"),
+    ],
+)
+def test_a_variant_that_cannot_be_built_stops_the_grid(
+    tmp_path: Path, layer: dict, message: str
+) -> None:
+    with pytest.raises(StnbenchError) as error:
+        pipeline.build_grid(_config(tmp_path, variant=layer))
+    assert message in str(error.value) and "/tmp" not in str(error.value)
+
+
+def test_a_good_config_builds_its_grid(tmp_path: Path) -> None:
+    grid = pipeline.build_grid(_config(tmp_path, {"epochs": 3},
+                                       variant={"conv": {"out": 8, "kernel": 5}}))
+    assert len(grid.cells) == 4
