@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -102,6 +103,24 @@ def atomic_write_npz(path: Path, *, compressed: bool = False, **arrays: np.ndarr
             save(handle, **arrays)
 
     atomic_write(path, write)
+
+
+def load_tensors(path: Path, what: str, remedy: str) -> Any:
+    """``torch.load`` of ``path`` holding tensors and plain containers only, on the CPU; every
+    failure is one line naming the file, ``what`` it should be and the ``remedy``."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message goes on to suggest weights_only=False, which would run whatever
+        # code the file holds: never advice to give about a file of unknown origin.
+        raise StnbenchError(
+            f"{path}: not a {what} this suite wrote (not a file of tensors alone); {remedy}"
+        ) from None
+    except Exception as error:  # any other failure means the same thing to the user
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise StnbenchError(f"{path}: unreadable {what} ({reason}); {remedy}") from None
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stnbench.datasets import load_dataset, prepare_dataset
+from stnbench.engine.checkpoint import selected_weights
 from stnbench.errors import StnbenchError
 
 
@@ -48,3 +49,16 @@ def test_cache_holding_code_is_refused_without_unsafe_advice(
     message = str(error.value)
     assert message.startswith(f"{tensors}: not a cache this suite wrote") and "\n" not in message
     assert "weights_only" not in message
+
+
+def test_checkpoint_holding_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps(_Planted(), protocol=2))
+    with pytest.raises(StnbenchError) as error:
+        selected_weights(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: not a checkpoint this suite wrote") and "\n" not in message
+    assert "weights_only" not in message
+    path.write_bytes(b"")
+    with pytest.raises(StnbenchError, match=r"unreadable checkpoint .*; remove it to start over"):
+        selected_weights(path)

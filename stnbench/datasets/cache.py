@@ -8,7 +8,6 @@ from doing the same work twice.
 
 import hashlib
 import json
-import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from filelock import FileLock
 
 from stnbench.errors import StnbenchError
-from stnbench.io import atomic_write, atomic_write_json
+from stnbench.io import atomic_write, atomic_write_json, load_tensors
 
 
 def cache_stem(name: str, size: int, roi_crop: bool = False, contrast: str = "original") -> str:
@@ -72,17 +71,4 @@ def write_cache(
 
 def read_tensors(cache_dir: Path, manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
     path = cache_dir / manifest["tensors"]
-    try:
-        return torch.load(path, weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's own message goes on to suggest weights_only=False, which would run whatever
-        # code the file holds: never advice to give about a file of unknown origin.
-        raise StnbenchError(
-            f"{path}: not a cache this suite wrote (it holds more than tensors); delete it and "
-            "prepare again"
-        ) from None
-    except (RuntimeError, OSError, EOFError) as error:
-        reason = str(error).splitlines()[0]
-        raise StnbenchError(
-            f"{path}: unreadable cache ({reason}); delete it and prepare again"
-        ) from error
+    return load_tensors(path, "cache", "delete it and prepare again")

@@ -12,7 +12,7 @@ from stnbench.engine.evolution import EvolutionRecorder
 from stnbench.engine.record import EpochRecord
 from stnbench.engine.spec import identity
 from stnbench.errors import StnbenchError
-from stnbench.io import atomic_write
+from stnbench.io import atomic_write, load_tensors
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # The live objects whose own state_dict() the checkpoint holds.
@@ -93,12 +93,7 @@ def selected_weights(path: Path) -> dict[str, torch.Tensor]:
 def _load(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # any unpickling failure means the same thing to the user
-        raise StnbenchError(
-            f"{path}: unreadable checkpoint ({error}); remove it to start over"
-        ) from None
+    state = load_tensors(path, "checkpoint", "remove it to start over")
     missing = [key for key in SAVED if key not in state]
     if missing:
         raise StnbenchError(f"{path}: checkpoint without {missing[0]!r}; remove it to start over")
