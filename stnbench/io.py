@@ -1,11 +1,14 @@
 """Atomic file writes and checksums shared by every stage that writes results or caches."""
 
+import contextlib
+import glob
 import hashlib
 import json
 import os
 import pickle
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ import numpy as np
 
 from stnbench.errors import StnbenchError
 
+# A temporary file this old is left from a killed write, not one under way.
+STALE_TEMPORARY_S = 3600
 # Below this much free space a failed write is reported as a full disk.
 MIN_FREE_BYTES = 256 * 2**20
 
@@ -56,6 +61,12 @@ def _temporary_beside(path: Path) -> Path:
 
 def _temporary_in(folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    # A process killed mid-write leaves its temporary file (up to a whole cache) behind; one
+    # older than any write takes is removed by the next write of the same file.
+    for stale in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_TEMPORARY_S:
+                stale.unlink()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     return Path(tmp_name)

@@ -4,6 +4,7 @@ can come first, and nothing left behind. Read-only and full file systems are rea
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +83,19 @@ def test_writable_folder_is_created_and_left_clean(tmp_path: Path) -> None:
     folder = tmp_path / "new" / "run"
     ensure_writable_folder(folder)
     assert folder.is_dir() and os.listdir(folder) == []
+
+
+def test_a_killed_write_leaves_nothing_after_the_next_one(tmp_path: Path) -> None:
+    target = tmp_path / "checkpoint.pt"
+    stale = tmp_path / ".checkpoint.pt.abc123.tmp"
+    recent = tmp_path / ".checkpoint.pt.def456.tmp"
+    other = tmp_path / ".metrics.json.ghi789.tmp"
+    for path in (stale, recent, other):
+        path.write_bytes(b"half written")
+    hours_ago = time.time() - 2 * 3600
+    for path in (stale, other):
+        os.utime(path, (hours_ago, hours_ago))
+    atomic_write(target, lambda tmp: tmp.write_bytes(b"whole"))
+    # The stale one of this file goes; one that may still be written, and other files', stay.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, recent.name, other.name])
