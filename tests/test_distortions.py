@@ -361,6 +361,21 @@ def test_cached_distorted_split_generates_once(mnist, tmp_path):
         cached_distorted_split(data, "dev", distortion, 0, tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "other images"])
+def test_a_damaged_cached_split_is_generated_again(mnist, tmp_path, damage):
+    data = small_mnist(mnist)
+    distortion = get_distortion("rotation", 0.5)
+    first = cached_distorted_split(data, "test", distortion, 0, tmp_path)
+    (path,) = (tmp_path / "distorted" / "mnist").rglob("*.pt")
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    else:
+        torch.save(first.images[:10], path)
+    again = cached_distorted_split(data, "test", distortion, 0, tmp_path)
+    assert torch.equal(again.images, first.images)
+    assert torch.equal(torch.load(path, weights_only=True), first.images)
+
+
 def test_gallery_draws_every_row(mnist, tmp_path):
     out = tmp_path / "gallery.png"
     draw_gallery(small_mnist(mnist), ["none", "RTS", "rotation"], [0.0, 1.0], out, samples=3)

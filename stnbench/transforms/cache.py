@@ -1,5 +1,6 @@
 """Distorted evaluation splits generated once and kept on disk."""
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import torch
 
 from stnbench.datasets import DatasetTensors, Split
 from stnbench.errors import StnbenchError
-from stnbench.io import atomic_write
+from stnbench.io import atomic_write, load_tensors
 from stnbench.transforms.distortion import Distortion, distort_split
 
 SPLITS = ("train", "val", "test")
@@ -55,7 +56,11 @@ def cached_distorted_split(
         return split
     path = cache_path(data, split_name, distortion, seed, cache_dir)
     if path.is_file():
-        return Split(images=torch.load(path, weights_only=True), labels=split.labels)
+        # A file cut short (a full disk, a killed copy) is generated again: it is derived data.
+        with contextlib.suppress(StnbenchError):
+            images = load_tensors(path, "distorted split", "it is generated again")
+            if isinstance(images, torch.Tensor) and len(images) == len(split.labels):
+                return Split(images=images, labels=split.labels)
     distorted = distort_split(split, distortion, seed)
     atomic_write(path, lambda tmp: torch.save(distorted.images, tmp))
     return distorted
