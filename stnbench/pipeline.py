@@ -301,11 +301,7 @@ def check_runs(rows: Iterable[Mapping[str, Any]], inline: Mapping[str, dict]) ->
     wrong type or a layer that cannot be built stops the workflow before its first job, not in
     each train job after the data is prepared. Inline variants are checked from a temporary copy
     of the file the workflow will write."""
-    import torch
-
-    from stnbench.engine.spec import FIELDS, resolve_spec
-    from stnbench.models import DATASET_INPUTS, create_model
-    from stnbench.transforms import get_distortion
+    from stnbench.engine.spec import FIELDS, check_model, resolve_spec
 
     checked: set[str] = set()
     built: set[tuple] = set()
@@ -326,16 +322,11 @@ def check_runs(rows: Iterable[Mapping[str, Any]], inline: Mapping[str, dict]) ->
             checked.add(key)
             try:
                 resolved = resolve_spec({**spec, "seed": 0, "device": "cpu"})
-                inputs = DATASET_INPUTS[resolved.dataset]
-                size = get_distortion(resolved.distortion, resolved.severity,
-                                      dataset=resolved.dataset).output_size(
-                    resolved.size or NATIVE_SIZE[resolved.dataset])
-                if (resolved.model, resolved.dataset, size) in built:
-                    continue
-                built.add((resolved.model, resolved.dataset, size))
-                with torch.device("meta"):
-                    create_model(resolved.model, in_channels=inputs.channels, input_size=size,
-                                 num_classes=inputs.num_classes)
+                model_key = (resolved.model, resolved.dataset, resolved.size,
+                             resolved.distortion, resolved.severity)
+                if model_key not in built:
+                    built.add(model_key)
+                    check_model(resolved)
             except StnbenchError as error:
                 # An inline variant is named by the config, not by its temporary copy.
                 message = str(error).replace(f"{spec['model']}: ", "")

@@ -4,9 +4,11 @@ the same checks that `stnbench train` makes."""
 from pathlib import Path
 
 import pytest
+import yaml
 from snakemake.utils import validate
 
 from stnbench import pipeline
+from stnbench.cli import main
 from stnbench.errors import StnbenchError
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -64,3 +66,27 @@ def test_a_good_config_builds_its_grid(tmp_path: Path) -> None:
     grid = pipeline.build_grid(_config(tmp_path, {"epochs": 3},
                                        variant={"conv": {"out": 8, "kernel": 5}}))
     assert len(grid.cells) == 4
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [{"linear": 100_000_000_000},
+     {"st": {"transform": "tps", "grid_size": 1000, "localization": [{"linear": 20}]}}],
+)
+def test_a_model_too_large_for_memory_is_refused_before_allocating(
+    tmp_path: Path, layer: dict, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(StnbenchError, match=r"model my-variant: --model .* GB to train at 28 px, "
+                                            r"more than this machine's"):
+        pipeline.build_grid(_config(tmp_path, variant=layer))
+    definition = tmp_path / "huge.yaml"
+    definition.write_text(yaml.safe_dump({"name": "huge", "datasets": ["mnist"],
+                                          "recipe": "stn-paper-mnist",
+                                          "layers": [layer, {"linear": "classes"}]}))
+    argv = ["train", "--dataset", "mnist", "--distortion", "R", "--severity", "1", "--model",
+            str(definition), "--seed", "0", "--device", "cpu", "--data-dir",
+            str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert "more than this machine's" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()

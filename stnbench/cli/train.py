@@ -75,10 +75,11 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
 
 def _run(args: argparse.Namespace) -> int:
     from stnbench.engine.loop import run
-    from stnbench.engine.spec import resolve_spec
+    from stnbench.engine.spec import check_model, resolve_spec
     from stnbench.io import ensure_writable_folder
 
     spec = resolve_spec({name: getattr(args, name) for name in SPEC_FLAGS}, args.spec)
+    check_model(spec)
     ensure_writable_folder(args.out)
     run(spec, args.out)
     return 0

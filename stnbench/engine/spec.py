@@ -257,3 +257,41 @@ def _validate(spec: RunSpec) -> None:
         value = getattr(spec, name)
         if not (math.isfinite(value) and value >= 0):
             raise StnbenchError(f"{name} {value}: must be a finite number, 0 or more")
+
+
+# Bytes a float32 parameter costs in training: weights, gradients, the SGD momentum buffer and
+# the copy of the selected epoch's weights.
+TRAINING_BYTES_PER_PARAMETER = 4 * 4
+
+
+def check_model(spec: RunSpec) -> None:
+    """Build the run's model at its input size on the meta device (shapes, no memory) and refuse
+    one that cannot be built or whose training would not fit in this machine's memory, before
+    any data is loaded or any memory allocated for it."""
+    import psutil
+    import torch
+
+    from stnbench.models import DATASET_INPUTS, create_model
+    from stnbench.preparation import NATIVE_SIZE
+    from stnbench.transforms import get_distortion
+
+    inputs = DATASET_INPUTS[spec.dataset]
+    size = get_distortion(spec.distortion, spec.severity, dataset=spec.dataset).output_size(
+        spec.size or NATIVE_SIZE[spec.dataset]
+    )
+    with torch.device("meta"):
+        model = create_model(spec.model, in_channels=inputs.channels, input_size=size,
+                             num_classes=inputs.num_classes)
+    parameters = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    needed = parameters * TRAINING_BYTES_PER_PARAMETER + buffers
+    if spec.device == "cuda":
+        available, memory = torch.cuda.get_device_properties(0).total_memory, "this GPU's"
+    else:
+        available, memory = psutil.virtual_memory().total, "this machine's"
+    if needed > available:
+        raise StnbenchError(
+            f"--model {spec.model}: {parameters:,} parameters and {buffers / 2**30:,.1f} GB of "
+            f"buffers need about {needed / 2**30:,.0f} GB to train at {size} px, more than "
+            f"{memory} {available / 2**30:,.0f} GB"
+        )
