@@ -22,10 +22,10 @@ from tabulate import tabulate
 
 from stnbench import provenance
 from stnbench.datasets import Split, load_dataset, prepare_dataset
+from stnbench.distortions import FAMILIES, distort_split, get_distortion
+from stnbench.distortions.distortion import CHUNK_SIZE
 from stnbench.io import atomic_write_json
 from stnbench.paths import resolve_data_dir
-from stnbench.transforms import FAMILIES, distort_split, get_distortion
-from stnbench.transforms.distortion import CHUNK_SIZE
 
 TARGET_S = 10.0
 OUT = Path(__file__).resolve().parents[1] / "results" / "benchmarks" / "distortions.json"

@@ -12,8 +12,7 @@ from scipy import stats
 
 from stnbench.cli import main
 from stnbench.datasets import DatasetTensors, Split
-from stnbench.errors import StnbenchError
-from stnbench.transforms import (
+from stnbench.distortions import (
     FAMILIES,
     GRADED_FAMILIES,
     PAPER_FAMILIES,
@@ -21,8 +20,9 @@ from stnbench.transforms import (
     distort_split,
     get_distortion,
 )
-from stnbench.transforms import functional as fn
-from stnbench.transforms.gallery import draw_gallery
+from stnbench.distortions import functional as fn
+from stnbench.distortions.gallery import draw_gallery
+from stnbench.errors import StnbenchError
 
 
 def generator(seed: int = 0) -> torch.Generator:

@@ -18,6 +18,7 @@ from stnbench.datasets import CONTRASTS, Split, load_dataset, prepare_dataset
 from stnbench.datasets.cache import content_key
 from stnbench.datasets.contrast import apply_contrast
 from stnbench.datasets.gtsrb import PREPROCESSING_VERSION
+from stnbench.distortions import AUGMENTATIONS, Jitter, get_augmentation
 from stnbench.engine.loop import train_epoch
 from stnbench.engine.spec import identity, resolve_spec
 from stnbench.errors import StnbenchError
@@ -25,7 +26,6 @@ from stnbench.models import count_parameters, create_model
 from stnbench.models.builder import InputSpec, build_model
 from stnbench.models.layers import ScaledTanh
 from stnbench.pipeline import Prep, build_grid, prepare_arguments
-from stnbench.transforms import AUGMENTATIONS, Jitter, get_augmentation
 
 SIZE = 48
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"

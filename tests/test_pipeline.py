@@ -16,8 +16,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from stnbench import pipeline
+from stnbench.distortions import FAMILIES
 from stnbench.errors import StnbenchError
-from stnbench.transforms import FAMILIES
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

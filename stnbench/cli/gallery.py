@@ -5,10 +5,10 @@ from pathlib import Path
 
 from stnbench.cli.common import add_data_dir_argument
 from stnbench.datasets import DATASETS, load_dataset
+from stnbench.distortions import FAMILIES
+from stnbench.distortions.gallery import draw_gallery, gallery_rows
 from stnbench.errors import StnbenchError
 from stnbench.paths import resolve_data_dir
-from stnbench.transforms import FAMILIES
-from stnbench.transforms.gallery import draw_gallery, gallery_rows
 
 
 def add_gallery_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -15,6 +15,8 @@ from tqdm import tqdm
 from stnbench import provenance
 from stnbench.datasets import DatasetTensors, Split
 from stnbench.device import set_threads
+from stnbench.distortions import Distortion
+from stnbench.distortions.augmentation import Jitter, get_augmentation
 from stnbench.engine.checkpoint import CHECKPOINT_NAME, TrainingState
 from stnbench.engine.divergence import CollapseCheck, Diverged, check_loss
 from stnbench.engine.evaluate import Evaluation, autocast, evaluate
@@ -33,8 +35,6 @@ from stnbench.engine.record import (
 from stnbench.engine.run_data import RunData, load_eval_split, load_run_data
 from stnbench.engine.spec import RunSpec, finished_run
 from stnbench.models import count_flops, count_parameters, create_model, parameter_groups
-from stnbench.transforms import Distortion
-from stnbench.transforms.augmentation import Jitter, get_augmentation
 
 # The record's fields that repeat the run spec's, so that its readers need not look into `config`.
 SPEC_FIELDS = ("dataset", "distortion", "severity", "model", "seed", "scale", "epochs", "precision")

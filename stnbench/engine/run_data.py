@@ -6,10 +6,10 @@ import dataclasses
 import torch
 
 from stnbench.datasets import DatasetTensors, Split, load_dataset, prepare_dataset
+from stnbench.distortions import Distortion, cached_distorted_split, distort_split, get_distortion
 from stnbench.engine.spec import RunSpec
 from stnbench.errors import StnbenchError
 from stnbench.paths import cache_dir, resolve_archives, resolve_data_dir
-from stnbench.transforms import Distortion, cached_distorted_split, distort_split, get_distortion
 
 
 def _limit(split: Split, limit: int | None) -> Split:

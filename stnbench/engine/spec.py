@@ -13,12 +13,12 @@ import yaml
 
 from stnbench.datasets import CONTRASTS, DATASETS
 from stnbench.device import PRECISIONS, resolve_device
+from stnbench.distortions.augmentation import AUGMENTATIONS
 from stnbench.engine.recipes import get_recipe, recipe_source
 from stnbench.engine.record import RunRecord, read_record
 from stnbench.errors import StnbenchError
 from stnbench.models import model_info
 from stnbench.models.builder import DOCUMENTATION_KEYS
-from stnbench.transforms.augmentation import AUGMENTATIONS
 
 TRAIN_DISTORTIONS = ("fresh", "fixed")
 # benchmarks/precision.py on this project's 2-core AMD EPYC (AVX2, no native bf16): bf16
@@ -68,7 +68,7 @@ class RunSpec:
     # GTSRB's contrast normalisation (stnbench.datasets.CONTRASTS), a cached preparation.
     contrast: str = "original"
     # A training augmentation drawn afresh for every batch from (seed, epoch), applied after
-    # the distortion (stnbench.transforms.AUGMENTATIONS); None: none.
+    # the distortion (stnbench.distortions.AUGMENTATIONS); None: none.
     augmentation: str | None = None
     val_fraction: float | None = None
     # "fresh": new random distortions of the training set every epoch, drawn from
@@ -271,9 +271,9 @@ def check_model(spec: RunSpec) -> None:
     import psutil
     import torch
 
+    from stnbench.distortions import get_distortion
     from stnbench.models import DATASET_INPUTS, create_model
     from stnbench.preparation import NATIVE_SIZE
-    from stnbench.transforms import get_distortion
 
     inputs = DATASET_INPUTS[spec.dataset]
     size = get_distortion(spec.distortion, spec.severity, dataset=spec.dataset).output_size(

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stnbench.distortions import get_distortion
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
 from stnbench.errors import StnbenchError
 from stnbench.models import DATASET_INPUTS
 from stnbench.preparation import Prep
 from stnbench.provenance import device_label
-from stnbench.transforms import get_distortion
 
 UNSPECIFIED_SCALE = "unspecified"
 # A condition is what a model is trained and tested on, a sweep one family's conditions over

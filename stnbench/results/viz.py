@@ -18,6 +18,8 @@ from PIL import Image
 from torch import nn
 
 from stnbench.datasets import DatasetTensors, load_dataset
+from stnbench.distortions import PAPER_FAMILIES, cached_distorted_split, get_distortion
+from stnbench.distortions.functional import pad_to_canvas
 from stnbench.engine.checkpoint import CHECKPOINT_NAME, selected_weights
 from stnbench.engine.evolution import EVOLUTION_NAME
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
@@ -26,8 +28,6 @@ from stnbench.io import atomic_write
 from stnbench.models import SpatialTransformer, create_model, spatial_transformers
 from stnbench.models.transformations import ALIGN_CORNERS
 from stnbench.paths import cache_dir, resolve_data_dir
-from stnbench.transforms import PAPER_FAMILIES, cached_distorted_split, get_distortion
-from stnbench.transforms.functional import pad_to_canvas
 
 SAMPLES = 8
 MOVING_FRAMES = 16

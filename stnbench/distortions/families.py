@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from stnbench.transforms import cluttered as cluttered_mnist
-from stnbench.transforms import functional
+from stnbench.distortions import cluttered as cluttered_mnist
+from stnbench.distortions import functional
 
 
 @dataclass(frozen=True)

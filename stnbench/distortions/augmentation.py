@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from stnbench.distortions import functional
 from stnbench.errors import StnbenchError
-from stnbench.transforms import functional
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 import torch
 
 from stnbench.datasets import Split
+from stnbench.distortions import functional
+from stnbench.distortions.families import MAXIMA, PAPER_FAMILIES, get_family
 from stnbench.errors import StnbenchError
-from stnbench.transforms import functional
-from stnbench.transforms.families import MAXIMA, PAPER_FAMILIES, get_family
 
 GRADED_FAMILIES: tuple[str, ...] = (
     "rotation", "scale", "translation", "rts", "perspective", "elastic"

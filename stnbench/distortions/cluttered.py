@@ -10,7 +10,7 @@ frame, so some are blank) at random positions, intensities summed and clipped to
 
 import torch
 
-from stnbench.transforms import functional
+from stnbench.distortions import functional
 
 CANVAS = 60
 DISTRACTORS = 4

@@ -6,16 +6,16 @@ splits, the same bytes for the same (dataset, split, family, severity, seed).
 ``get_augmentation`` gives a training augmentation (``AUGMENTATIONS``), drawn like them.
 """
 
-from stnbench.transforms.augmentation import AUGMENTATIONS, Jitter, get_augmentation
-from stnbench.transforms.cache import cached_distorted_split
-from stnbench.transforms.distortion import (
+from stnbench.distortions.augmentation import AUGMENTATIONS, Jitter, get_augmentation
+from stnbench.distortions.cache import cached_distorted_split
+from stnbench.distortions.distortion import (
     FAMILIES,
     GRADED_FAMILIES,
     Distortion,
     distort_split,
     get_distortion,
 )
-from stnbench.transforms.families import MAXIMA, PAPER_FAMILIES, Maxima
+from stnbench.distortions.families import MAXIMA, PAPER_FAMILIES, Maxima
 
 __all__ = [
     "AUGMENTATIONS",

@@ -8,8 +8,8 @@ import torch
 from matplotlib.figure import Figure
 
 from stnbench.datasets import DatasetTensors
+from stnbench.distortions.distortion import GRADED_FAMILIES, Distortion
 from stnbench.io import atomic_write
-from stnbench.transforms.distortion import GRADED_FAMILIES, Distortion
 
 GAP = 2  # pixels between images and between rows
 GAP_VALUE = 0.5  # grey, so that black canvas borders stay visible

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from stnbench.datasets import DatasetTensors, Split
+from stnbench.distortions.distortion import Distortion, distort_split
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write, load_tensors
-from stnbench.transforms.distortion import Distortion, distort_split
 
 SPLITS = ("train", "val", "test")
 # Part of every cache key: raise it whenever a family's definition changes, so that no
