@@ -301,6 +301,7 @@ def test_a_copied_run_counts_once_but_two_preparations_are_two_runs(tmp_path: Pa
     prepared = gtsrb.sections[1][1].set_index("")["moodstocks-2st"]
     assert prepared["test accuracy % (reproduced, mean ± std)"].startswith("98.00")
     assert prepared["jittering"] == "yes (idsia)"
+    assert prepared["augmentations"] == "one preprocessing (histeq)"
     assert gtsrb.sections[0][1].set_index("")["moodstocks-2st"]["jittering"] == "no"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stnbench.preparation import NATIVE_SIZE
+from stnbench.preparation import NATIVE_SIZE, ORIGINAL_CONTRAST
 from stnbench.results import published
 from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
 from stnbench.results.committee import committee_table
@@ -124,7 +124,7 @@ def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFr
         cell_series = pd.Series(cell._asdict())
         key = tuple(getattr(cell, name) for name in CELL)
         columns[cell.model] = [
-            "no" if not model_runs.empty else "—",
+            contrast_text(model_runs),
             jitter_text(model_runs),
             "—",
             format_count(model_runs["params"].max()),
@@ -145,6 +145,15 @@ def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFr
 def _preparation_order(preparation: str) -> tuple[int, str]:
     """The data set's own preparation first, then by size and name."""
     return (preparation != GTSRB_PREPARATION, f"{int(preparation.split('px')[0]):04d}{preparation}")
+
+
+def contrast_text(model_runs: pd.DataFrame) -> str:
+    """A column's own preprocessing, where it is one of IDSIA's contrasts (the committee table
+    combines the columns of several)."""
+    if model_runs.empty:
+        return "—"
+    contrasts = sorted(set(model_runs["contrast"]) - {ORIGINAL_CONTRAST})
+    return f"one preprocessing ({', '.join(contrasts)})" if contrasts else "no"
 
 
 def jitter_text(model_runs: pd.DataFrame) -> str:
