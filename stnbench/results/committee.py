@@ -28,6 +28,8 @@ from stnbench.results.table_format import Table, format_number
 COLUMNS_OF = [name for name in CONDITION if name != "preparation"] + ["model"]
 KINDS = ("1 column", "1 column per preparation", "every column")
 CONFIDENCE = 0.95
+_ACCURACY_COLUMNS = ("test_mean", "test_std", "test_ci_low", "test_ci_high", "val_mean",
+                     "val_std", "test_images")
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,6 @@ def committee_rows(runs: pd.DataFrame) -> pd.DataFrame:
             })
     return pd.DataFrame(rows, columns=[*COLUMNS_OF, "committee", "columns", "preparations",
                                        "n_committees", *_ACCURACY_COLUMNS])
-
-
-_ACCURACY_COLUMNS = ("test_mean", "test_std", "test_ci_low", "test_ci_high", "val_mean",
-                     "val_std", "test_images")
 
 
 def _accuracies(committees: list[list[str]]) -> dict[str, float]:
