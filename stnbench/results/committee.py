@@ -9,6 +9,7 @@ each seed that every preparation finished.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from stnbench.engine.predictions import PREDICTIONS_NAME, read_predictions
+from stnbench.engine.predictions import PREDICTIONS_NAME, SplitPredictions, read_predictions
 from stnbench.errors import StnbenchError
 from stnbench.results import published
 from stnbench.results.collect import CONDITION, Results
@@ -40,13 +41,16 @@ class Vote:
     images: int
 
 
-def committee_vote(run_dirs: list[str], split: str) -> Vote | None:
-    """The accuracy of the mean of the runs' class probabilities on ``split``; None when a run
-    has none stored (runs written before probabilities were kept)."""
+def committee_vote(
+    run_dirs: list[str], split: str, stored: Mapping[str, dict[str, SplitPredictions]]
+) -> Vote | None:
+    """The accuracy of the mean of the runs' class probabilities on ``split`` (``stored``: each
+    run's predictions.npz, read once); None when a run has none stored (runs written before
+    probabilities were kept)."""
     probabilities, labels = [], None
     for run_dir in run_dirs:
         path = Path(run_dir) / PREDICTIONS_NAME
-        predictions = read_predictions(path).get(split)
+        predictions = stored[run_dir].get(split)
         if predictions is None or predictions.probabilities is None:
             return None
         if labels is None:
@@ -86,6 +90,9 @@ def committee_rows(runs: pd.DataFrame) -> pd.DataFrame:
             KINDS[1]: [list(columns[columns["seed"] == seed]["run_dir"]) for seed in seeds],
             KINDS[2]: [list(columns["run_dir"])],
         }
+        # Every column's file is read once, whatever number of committees it sits in.
+        stored = {run_dir: read_predictions(Path(run_dir) / PREDICTIONS_NAME)
+                  for run_dir in columns["run_dir"]}
         for kind, members in committees.items():
             rows.append({
                 **dict(zip(COLUMNS_OF, key, strict=True)),
@@ -93,16 +100,18 @@ def committee_rows(runs: pd.DataFrame) -> pd.DataFrame:
                 "columns": len(members[0]) if members else 0,
                 "preparations": " ".join(preparations),
                 "n_committees": len(members),
-                **_accuracies(members),
+                **_accuracies(members, stored),
             })
     return pd.DataFrame(rows, columns=[*COLUMNS_OF, "committee", "columns", "preparations",
                                        "n_committees", *_ACCURACY_COLUMNS])
 
 
-def _accuracies(committees: list[list[str]]) -> dict[str, float]:
+def _accuracies(
+    committees: list[list[str]], stored: Mapping[str, dict[str, SplitPredictions]]
+) -> dict[str, float]:
     values: dict[str, float] = {}
     for split in ("test", "val"):
-        votes = [committee_vote(members, split) for members in committees]
+        votes = [committee_vote(members, split, stored) for members in committees]
         votes = [vote for vote in votes if vote is not None]
         summary = summarize([vote.accuracy for vote in votes])
         values[f"{split}_mean"], values[f"{split}_std"] = summary.mean, summary.std
