@@ -11,9 +11,7 @@ from stnbench.paths import resolve_archives, resolve_data_dir
 
 
 def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
-    parser = subparsers.add_parser(
-        name,
-        help=help_line,)
+    parser = subparsers.add_parser(name, help=help_line)
     data_subparsers = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     prepare = data_subparsers.add_parser(

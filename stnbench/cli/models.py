@@ -11,9 +11,7 @@ from stnbench.models.summary import write_zoo_table
 
 
 def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
-    parser = subparsers.add_parser(
-        name,
-        help=help_line,)
+    parser = subparsers.add_parser(name, help=help_line)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     listing = actions.add_parser("list", help="registered models, their data sets and recipes")

@@ -5,9 +5,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
-    parser = subparsers.add_parser(
-        name,
-        help=help_line,)
+    parser = subparsers.add_parser(name, help=help_line)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     tables = actions.add_parser(
         "tables",
