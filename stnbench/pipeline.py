@@ -26,7 +26,7 @@ from snakemake.utils import Paramspace
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write_text
 from stnbench.paths import ARCHIVES_ENV, resolve_archives, resolve_data_dir
-from stnbench.preparation import NATIVE_SIZE, Prep
+from stnbench.preparation import NATIVE_SIZE, ORIGINAL_CONTRAST, Prep
 
 CELL_KEYS = ("dataset", "prep", "distortion", "severity", "model", "seed")
 BENCH_KEYS = ("dataset", "size", "model")
@@ -207,7 +207,7 @@ def _prep(experiment: Mapping[str, Any]) -> Prep:
     dataset = experiment["dataset"]
     if dataset == "mnist":
         if (experiment["size"] not in (None, NATIVE_SIZE["mnist"]) or experiment["roi_crop"]
-                or experiment["contrast"] != "original"):
+                or experiment["contrast"] != ORIGINAL_CONTRAST):
             raise StnbenchError(
                 "config: `size`, `roi_crop` and `contrast` apply to GTSRB experiments only"
             )
@@ -253,7 +253,7 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
         prep = _prep(experiment)
         preps[prep.id] = prep
         gtsrb_options = {"size": prep.size, "roi_crop": prep.roi_crop}
-        if prep.contrast != "original":  # absent otherwise, as in the specs written before
+        if prep.contrast != ORIGINAL_CONTRAST:  # absent otherwise, as in the specs written before
             gtsrb_options["contrast"] = prep.contrast
         # Severity means nothing without a distortion: one clean cell, not one per level.
         severities = [0.0] if experiment["distortions"] == ["none"] else experiment["severities"]
@@ -400,7 +400,8 @@ def prepare_arguments(config: Mapping[str, Any], prep: Prep) -> str:
     archives = shlex.quote(str(gtsrb_folder(config)))
     args = [prep.dataset, "--archives", archives, "--size", str(prep.size)]
     args += ["--roi-crop"] if prep.roi_crop else []
-    return " ".join(args + (["--contrast", prep.contrast] if prep.contrast != "original" else []))
+    args += ["--contrast", prep.contrast] if prep.contrast != ORIGINAL_CONTRAST else []
+    return " ".join(args)
 
 
 def bench_arguments(config: Mapping[str, Any], bench: pd.Series) -> str:

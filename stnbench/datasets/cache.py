@@ -18,14 +18,15 @@ from filelock import FileLock
 
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write, atomic_write_json, load_tensors
+from stnbench.preparation import ORIGINAL_CONTRAST, Prep
 
 
-def cache_stem(name: str, size: int, roi_crop: bool = False, contrast: str = "original") -> str:
-    """The name of one dataset's caches at one preprocessing, e.g. ``gtsrb-48px-roi-histeq``
-    (the original contrast adds nothing, so that caches made before contrasts existed stay)."""
-    return f"{name}-{size}px" + ("-roi" if roi_crop else "") + (
-        "" if contrast == "original" else f"-{contrast}"
-    )
+def cache_stem(
+    name: str, size: int, roi_crop: bool = False, contrast: str = ORIGINAL_CONTRAST
+) -> str:
+    """The name of one dataset's caches at one preparation, e.g. ``gtsrb-48px-roi-histeq``: the
+    preparation's own id, so that the caches and the workflow's run folders name it alike."""
+    return Prep(name, size, roi_crop, contrast).id
 
 
 def content_key(source_sha256: str, preprocessing: dict[str, Any]) -> str:

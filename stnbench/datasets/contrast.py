@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from stnbench.errors import StnbenchError
+from stnbench.preparation import ORIGINAL_CONTRAST
 
-CONTRASTS = ("original", "imadjust", "histeq", "adapthisteq", "conorm")
-DEFAULT_CONTRAST = "original"
+DEFAULT_CONTRAST = ORIGINAL_CONTRAST
+CONTRASTS = (ORIGINAL_CONTRAST, "imadjust", "histeq", "adapthisteq", "conorm")
 SATURATED = 0.01  # imadjust: fraction of the data saturated at each end (MATLAB's default)
 TILE = 8  # adapthisteq: tile side in pixels
 CLIP_LIMIT = 0.01  # adapthisteq: MATLAB's default ClipLimit; the paper gives none

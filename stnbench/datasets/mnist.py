@@ -32,6 +32,7 @@ from stnbench.datasets.tensors import DatasetTensors, Split, channel_stats, pixe
 from stnbench.errors import StnbenchError
 from stnbench.io import sha256_file
 from stnbench.paths import cache_dir
+from stnbench.preparation import ORIGINAL_CONTRAST
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
@@ -128,7 +129,7 @@ def _check_options(size: int | None, roi_crop: bool, contrast: str) -> None:
         raise StnbenchError(f"size {size}: MNIST images are {IMAGE_SIZE} px; leave the size unset")
     if roi_crop:
         raise StnbenchError("roi_crop: MNIST has no regions of interest; only GTSRB does")
-    if contrast != "original":
+    if contrast != ORIGINAL_CONTRAST:
         raise StnbenchError(f"contrast {contrast!r}: MNIST has no contrasts; only GTSRB does")
 
 
@@ -138,7 +139,7 @@ def prepare(
     archives: Path | None = None,
     size: int | None = None,
     roi_crop: bool = False,
-    contrast: str = "original",
+    contrast: str = ORIGINAL_CONTRAST,
 ) -> dict[str, Any]:
     """Obtain MNIST and cache it as tensors; ``archives`` (GTSRB's) plays no part."""
     _check_options(size, roi_crop, contrast)
@@ -179,7 +180,7 @@ def load(
     *,
     size: int | None = None,
     roi_crop: bool = False,
-    contrast: str = "original",
+    contrast: str = ORIGINAL_CONTRAST,
     val_fraction: float | None = None,
     split_seed: int = 0,
 ) -> DatasetTensors:

@@ -14,6 +14,7 @@ from stnbench.distortions.distortion import (
     Distortion,
     distort_split,
     get_distortion,
+    run_input_size,
 )
 from stnbench.distortions.families import MAXIMA, PAPER_FAMILIES, Maxima
 
@@ -30,4 +31,5 @@ __all__ = [
     "distort_split",
     "get_augmentation",
     "get_distortion",
+    "run_input_size",
 ]

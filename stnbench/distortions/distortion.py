@@ -1,7 +1,9 @@
 """What a distortion is (family, severity, dataset, canvas) and how a whole split is distorted."""
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -9,6 +11,7 @@ from stnbench.datasets import Split
 from stnbench.distortions import functional
 from stnbench.distortions.families import MAXIMA, PAPER_FAMILIES, get_family
 from stnbench.errors import StnbenchError
+from stnbench.preparation import Prep
 
 GRADED_FAMILIES: tuple[str, ...] = (
     "rotation", "scale", "translation", "rts", "perspective", "elastic"
@@ -117,6 +120,14 @@ def get_distortion(
 ) -> Distortion:
     """The distortion ``family`` at ``severity`` in [0, 1] for ``dataset``."""
     return Distortion(family, severity, dataset, canvas)
+
+
+def run_input_size(config: Mapping[str, Any]) -> int:
+    """The side of the images a run's model sees, from its resolved config: its preparation's
+    size, or the distortion's canvas (42 px for MNIST's RTS, 60 px cluttered)."""
+    dataset = config["dataset"]
+    distortion = get_distortion(config["distortion"], float(config["severity"]), dataset=dataset)
+    return distortion.output_size(Prep.of_run(dataset, config).size)
 
 
 def distort_split(

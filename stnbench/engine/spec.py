@@ -19,6 +19,7 @@ from stnbench.engine.record import RunRecord, read_record
 from stnbench.errors import StnbenchError
 from stnbench.models import model_info
 from stnbench.models.builder import DOCUMENTATION_KEYS
+from stnbench.preparation import ORIGINAL_CONTRAST
 
 TRAIN_DISTORTIONS = ("fresh", "fixed")
 # benchmarks/precision.py on this project's 2-core AMD EPYC (AVX2, no native bf16): bf16
@@ -40,7 +41,7 @@ RUNTIME_FIELDS = ("threads", "data_dir", "archives")
 REQUIRED_FIELDS = ("dataset", "distortion", "severity", "model", "seed")
 # Fields added after runs were recorded without them, with the value those runs had: at this
 # value a field leaves a run's identity as it was, so that finished runs stay finished.
-ADDED_FIELDS = {"contrast": "original", "augmentation": None}
+ADDED_FIELDS = {"contrast": ORIGINAL_CONTRAST, "augmentation": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,7 @@ class RunSpec:
     size: int | None = None
     roi_crop: bool = False
     # GTSRB's contrast normalisation (stnbench.datasets.CONTRASTS), a cached preparation.
-    contrast: str = "original"
+    contrast: str = ORIGINAL_CONTRAST
     # A training augmentation drawn afresh for every batch from (seed, epoch), applied after
     # the distortion (stnbench.distortions.AUGMENTATIONS); None: none.
     augmentation: str | None = None
@@ -226,7 +227,7 @@ def _validate(spec: RunSpec) -> None:
             f"--model {spec.model}: meant for {', '.join(meant_for)}, not {spec.dataset} (its "
             "layers and recipe assume that data set's images)"
         )
-    if spec.dataset != "gtsrb" and spec.contrast != "original":
+    if spec.dataset != "gtsrb" and spec.contrast != ORIGINAL_CONTRAST:
         raise StnbenchError(f"contrast {spec.contrast!r}: GTSRB only; {spec.dataset} has none")
     if spec.augmentation is not None and spec.augmentation not in AUGMENTATIONS:
         raise StnbenchError(
@@ -271,14 +272,11 @@ def check_model(spec: RunSpec) -> None:
     import psutil
     import torch
 
-    from stnbench.distortions import get_distortion
+    from stnbench.distortions import run_input_size
     from stnbench.models import DATASET_INPUTS, create_model
-    from stnbench.preparation import NATIVE_SIZE
 
     inputs = DATASET_INPUTS[spec.dataset]
-    size = get_distortion(spec.distortion, spec.severity, dataset=spec.dataset).output_size(
-        spec.size or NATIVE_SIZE[spec.dataset]
-    )
+    size = run_input_size(dataclasses.asdict(spec))
     with torch.device("meta"):
         model = create_model(spec.model, in_channels=inputs.channels, input_size=size,
                              num_classes=inputs.num_classes)

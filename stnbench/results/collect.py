@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stnbench.distortions import get_distortion
+from stnbench.distortions import run_input_size
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
 from stnbench.errors import StnbenchError
@@ -137,14 +137,10 @@ def _input_size(record: RunRecord) -> int | None:
     """The side of the images the model saw, to match the run with benchmarks of that input."""
     if record.dataset not in DATASET_INPUTS:
         return None
-    # A run spec without a size takes the data set's first.
-    size = record.config["size"] or DATASET_INPUTS[record.dataset].sizes[0]
     try:
-        distortion = get_distortion(record.distortion, float(record.severity),
-                                    dataset=record.dataset)
+        return run_input_size(record.config)
     except StnbenchError:
         return None
-    return distortion.output_size(size)
 
 
 def _has_spatial_transformer(layers: Any) -> bool:
