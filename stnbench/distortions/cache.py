@@ -2,6 +2,7 @@
 
 import contextlib
 import hashlib
+import sys
 from pathlib import Path
 
 import torch
@@ -42,7 +43,8 @@ def cached_distorted_split(
     """``distort_split`` of ``data``'s split, read from ``cache_dir`` or generated and saved there.
 
     The file is keyed by the source split's sha256, the family, severity, output size and
-    seed, and written atomically, so concurrent runs at worst generate it twice.
+    seed, and written atomically, so concurrent runs at worst generate it twice. A folder
+    that cannot take it (read-only, full) gets a one-line warning and the split is used uncached.
     """
     if split_name not in SPLITS:
         raise StnbenchError(f"split {split_name!r}: expected one of {', '.join(SPLITS)}")
@@ -62,5 +64,10 @@ def cached_distorted_split(
             if isinstance(images, torch.Tensor) and len(images) == len(split.labels):
                 return Split(images=images, labels=split.labels)
     distorted = distort_split(split, distortion, seed)
-    atomic_write(path, lambda tmp: torch.save(distorted.images, tmp))
+    try:
+        atomic_write(path, lambda tmp: torch.save(distorted.images, tmp))
+    except StnbenchError as error:
+        # A shared read-only (or full) data folder costs only this regeneration next time;
+        # refusing would throw away the split just computed.
+        print(f"stnbench: warning: {error}; using the split uncached", file=sys.stderr)
     return distorted
