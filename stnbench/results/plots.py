@@ -4,13 +4,16 @@ Figures are built with ``matplotlib.figure.Figure`` rather than pyplot: PNG rend
 no GUI backend is ever chosen, and no global figure state outlives a call.
 """
 
+import hashlib
 import math
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
+from PIL import Image
 
 from stnbench.io import atomic_write
 from stnbench.preparation import NATIVE_SIZE
@@ -48,16 +51,40 @@ def _empty(title: str, message: str) -> Figure:
 # No creation date in the files, so that regenerating a table from the same metrics leaves
 # the committed plots byte-identical.
 _REPRODUCIBLE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None}}
+# The PNG text field that holds the digest of what its plot was drawn from.
+INPUTS_KEY = "stnbench-inputs"
+FORMATS = ("png", "pdf")
 
 
-def _save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
+def _save(figure: Figure, out_dir: Path, name: str, inputs: str) -> list[Path]:
     paths = []
-    for ext in ("png", "pdf"):
+    for ext in FORMATS:
         path = Path(out_dir) / f"{name}.{ext}"
-        atomic_write(path, lambda tmp, ext=ext: figure.savefig(
-            tmp, format=ext, dpi=150, metadata=_REPRODUCIBLE_METADATA[ext]))
+        metadata = _REPRODUCIBLE_METADATA[ext] | ({INPUTS_KEY: inputs} if ext == "png" else {})
+        atomic_write(path, lambda tmp, ext=ext, metadata=metadata: figure.savefig(
+            tmp, format=ext, dpi=150, metadata=metadata))
         paths.append(path)
     return paths
+
+
+def inputs_digest(results: Results) -> str:
+    """sha256 of all a plot is drawn from: the results' frames, this package's code and the
+    plotting libraries' versions."""
+    digest = hashlib.sha256(str(results.runs_dir).encode())
+    for frame in (results.runs, results.history, results.bench):
+        digest.update(frame.to_csv().encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    digest.update(f"{matplotlib.__version__} {sns.__version__} {pd.__version__}".encode())
+    return digest.hexdigest()
+
+
+def _drawn_from(png: Path) -> str | None:
+    try:
+        with Image.open(png) as image:
+            return image.text.get(INPUTS_KEY)
+    except (OSError, SyntaxError):
+        return None
 
 
 def _palette(models: list[str]) -> dict:
@@ -256,12 +283,24 @@ def training_curves(results: Results) -> Figure:
     return figure
 
 
+PLOTS = {
+    "accuracy_vs_severity": accuracy_vs_severity,
+    "accuracy_vs_params": accuracy_vs_params,
+    "throughput": throughput,
+    "training_curves": training_curves,
+}
+
+
 def write_plots(results: Results, out_dir: Path) -> list[Path]:
-    figures = {
-        "accuracy_vs_severity": accuracy_vs_severity(results),
-        "accuracy_vs_params": accuracy_vs_params(results),
-        "throughput": throughput(results),
-        "training_curves": training_curves(results),
-    }
-    return [path for name, figure in figures.items() for path in _save(figure, out_dir, name)]
+    """Every plot as PNG and PDF. Drawing and saving them is most of `stnbench results tables`'s
+    time, so a plot whose PNG records the same inputs digest, beside its PDF, is kept as it is."""
+    inputs = inputs_digest(results)
+    written = []
+    for name, draw in PLOTS.items():
+        paths = [Path(out_dir) / f"{name}.{ext}" for ext in FORMATS]
+        if _drawn_from(paths[0]) == inputs and paths[1].is_file():
+            written += paths
+        else:
+            written += _save(draw(results), out_dir, name, inputs)
+    return written
 
