@@ -16,7 +16,7 @@ from torch import nn
 from stnbench.cli import main
 from stnbench.datasets import CONTRASTS, Split, load_dataset, prepare_dataset
 from stnbench.datasets.cache import content_key
-from stnbench.datasets.contrast import apply_contrast
+from stnbench.datasets.contrast import apply_contrast, contrast_parameters
 from stnbench.datasets.gtsrb import PREPROCESSING_VERSION
 from stnbench.distortions import AUGMENTATIONS, Jitter, get_augmentation
 from stnbench.engine.loop import train_epoch
@@ -79,6 +79,9 @@ def test_every_contrast_is_uint8_and_original_is_the_old_cache(prepared: dict) -
         manifest = json.loads((cache.parent / f"gtsrb-48px-roi-{contrast}.json").read_text())
         assert manifest["preprocessing"]["contrast"] == contrast
         assert manifest["preprocessing"]["contrast_library"].startswith("scikit-image ")
+        # Its settings key the cache: a cache made with other settings is not read back.
+        assert manifest["preprocessing"]["contrast_parameters"] == contrast_parameters(contrast)
+    assert contrast_parameters("adapthisteq")["tile"] * 8 == SIZE  # the paper's 8 tiles a side
 
 
 def test_imadjust_saturates_about_one_percent_at_each_end(prepared: dict) -> None:

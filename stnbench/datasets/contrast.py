@@ -8,7 +8,8 @@ per preprocessing of the cropped, 48x48 images:
   and at the high end;
 - ``histeq``: MATLAB's histeq, a roughly uniform output histogram;
 - ``adapthisteq``: MATLAB's adapthisteq, histogram equalisation per tile rather than per
-  image, the tiles 8x8 pixels;
+  image: "the image is tiled in 8 nonoverlapping regions of 6x6 pixels each" (8 per side of
+  the 48 px image, so tiles of 6x6 pixels);
 - ``conorm``: contrast normalisation by a difference of Gaussians, a 5x5 filter.
 
 The first three act on the intensity of a colour space that has one (the paper: RGB to Lab,
@@ -29,7 +30,7 @@ from stnbench.preparation import ORIGINAL_CONTRAST
 DEFAULT_CONTRAST = ORIGINAL_CONTRAST
 CONTRASTS = (ORIGINAL_CONTRAST, "imadjust", "histeq", "adapthisteq", "conorm")
 SATURATED = 0.01  # imadjust: fraction of the data saturated at each end (MATLAB's default)
-TILE = 8  # adapthisteq: tile side in pixels
+TILE = 6  # adapthisteq: tile side in pixels
 CLIP_LIMIT = 0.01  # adapthisteq: MATLAB's default ClipLimit; the paper gives none
 # conorm: the paper's 5x5 filter is the wider Gaussian's support (radius 2 = truncate x sigma);
 # the widths, 0.5 and 1 px, are this suite's choice.
@@ -44,6 +45,17 @@ def contrast_library() -> str:
     from skimage import __version__
 
     return f"scikit-image {__version__}"
+
+
+def contrast_parameters(name: str) -> dict[str, float | list[float]]:
+    """The settings a contrast was computed with, recorded in (and keying) its cache."""
+    return {
+        ORIGINAL_CONTRAST: {},
+        "imadjust": {"saturated": SATURATED},
+        "histeq": {},
+        "adapthisteq": {"tile": TILE, "clip_limit": CLIP_LIMIT},
+        "conorm": {"dog_sigmas": list(DOG_SIGMAS), "dog_truncate": DOG_TRUNCATE},
+    }[check_contrast(name)]
 
 
 def check_contrast(name: str) -> str:

@@ -35,6 +35,7 @@ from stnbench.datasets.contrast import (
     apply_contrast,
     check_contrast,
     contrast_library,
+    contrast_parameters,
 )
 from stnbench.datasets.gtsrb_files import (
     KAGGLE_FILES,
@@ -233,6 +234,7 @@ def _preprocessing(size: int, roi_crop: bool, contrast: str) -> dict[str, Any]:
     if contrast != DEFAULT_CONTRAST:
         preprocessing["contrast"] = contrast
         preprocessing["contrast_library"] = contrast_library()
+        preprocessing["contrast_parameters"] = contrast_parameters(contrast)
     return preprocessing
 
 
