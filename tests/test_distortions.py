@@ -18,10 +18,10 @@ from stnbench.distortions import (
     PAPER_FAMILIES,
     cached_distorted_split,
     distort_split,
+    distortion_version,
     get_distortion,
 )
 from stnbench.distortions import cluttered as cluttered_mnist
-from stnbench.distortions import distortion_version
 from stnbench.distortions import functional as fn
 from stnbench.distortions.gallery import draw_gallery
 from stnbench.errors import StnbenchError
