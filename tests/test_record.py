@@ -112,17 +112,17 @@ def test_tables_name_a_corrupt_record_in_one_line(
     assert not (tmp_path / "tables").exists()
 
 
-def demo_cnn_run(distortion: str) -> Path:
+def demo_run(distortion: str, model: str = "cnn") -> Path:
     return next(
         path.parent for path in committed_records()
         if "/demo/runs/" in str(path) and f"_distortion~{distortion}_" in str(path)
-        and "_model~cnn_seed~0" in str(path)
+        and f"_model~{model}_seed~0" in str(path)
     )
 
 
 def test_a_run_of_an_older_distortion_definition_is_out_of_date(tmp_path: Path) -> None:
     # The committed demo runs were recorded before distortions had versions: version 1.
-    older, current = demo_cnn_run("P"), demo_cnn_run("R")
+    older, current = demo_run("P"), demo_run("R")
     assert read_record(older / "metrics.json").distortion_version == 1
     spec = yaml.safe_load((current / "spec.yaml").read_text())
     pipeline.check_finished_cell(current / "metrics.json", spec, "cpu")
@@ -130,8 +130,9 @@ def test_a_run_of_an_older_distortion_definition_is_out_of_date(tmp_path: Path) 
     with pytest.raises(StnbenchError, match="'distortion_version' differs"):
         pipeline.check_finished_cell(older / "metrics.json", spec, "cpu")
 
+    # An ST-CNN run of the committed demo was trained on the model's earlier definition.
     runs = tmp_path / "runs"
-    for run in (older, current):
+    for run in (older, current, demo_run("R", "st-cnn-affine")):
         (runs / run.name).mkdir(parents=True)
         for path in run.iterdir():
             (runs / run.name / path.name).write_bytes(path.read_bytes())
@@ -139,6 +140,7 @@ def test_a_run_of_an_older_distortion_definition_is_out_of_date(tmp_path: Path) 
     table = (tmp_path / "out" / "tables" / "table1.md").read_text()
     assert "Out of date: run(s) trained on an earlier definition of their distortion, " in table
     assert "1 of P (version 1, now 2)" in table and " of R (" not in table
+    assert "earlier definition of their model, 1 of st-cnn-affine: " in table
 
 
 def test_a_new_run_records_its_distortion_version() -> None:

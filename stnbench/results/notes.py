@@ -60,19 +60,27 @@ def duplicate_note(results: Results) -> list[str]:
 
 
 def older_definition_notes(runs: pd.DataFrame) -> list[str]:
-    """Runs trained on an earlier definition of their distortion than the current one."""
+    """Runs trained on an earlier definition of their distortion, or of their model, than
+    the current one."""
+    notes = []
     current = runs["distortion"].map(distortion_version)
     older = runs[runs["distortion_version"] < current]
-    if older.empty:
-        return []
-    counts = []
-    for family, group in older.groupby("distortion"):
-        versions = ", ".join(map(str, sorted(set(group["distortion_version"]))))
-        counts.append(f"{len(group)} of {family} (version {versions}, "
-                      f"now {distortion_version(family)})")
-    return [f"Out of date: run(s) trained on an earlier definition of their distortion, "
-            f"{'; '.join(counts)}: not comparable with the current definition's runs until "
-            "retrained (docs/data.md, distortion versions)."]
+    if not older.empty:
+        counts = []
+        for family, group in older.groupby("distortion"):
+            versions = ", ".join(map(str, sorted(set(group["distortion_version"]))))
+            counts.append(f"{len(group)} of {family} (version {versions}, "
+                          f"now {distortion_version(family)})")
+        notes.append(f"Out of date: run(s) trained on an earlier definition of their "
+                     f"distortion, {'; '.join(counts)}: not comparable with the current "
+                     "definition's runs until retrained (docs/data.md, distortion versions).")
+    older = runs[runs["model_definition_current"].eq(False)]
+    if not older.empty:
+        counts = [f"{len(group)} of {model}" for model, group in older.groupby("model")]
+        notes.append(f"Out of date: run(s) trained on an earlier definition of their model, "
+                     f"{'; '.join(counts)}: the network now defined is another one until "
+                     "retrained.")
+    return notes
 
 
 def scales(runs: pd.DataFrame) -> list[str]:
