@@ -152,8 +152,25 @@ def test_a_yaml_copy_of_st_cnn_affine_is_the_same_network(mnist):
         num_classes=10,
     )
     assert copy.name == "st-cnn-affine-copy"
-    assert count_parameters(copy) == count_parameters(named) == 207_988
+    assert count_parameters(copy) == count_parameters(named) == 207_078
     torch.testing.assert_close(copy(images), named(images))
+
+
+@pytest.mark.parametrize("transform", ["affine", "projective", "tps"])
+def test_the_paper_localization_nets(transform):
+    # ST-CNN: the localization net's first convolution reads the input downsampled 2x;
+    # ST-FCN: three fully connected layers of 32 before the regressor.
+    for size in (28, 42, 60):
+        cnn = create_model(f"st-cnn-{transform}", in_channels=1, input_size=size, num_classes=10)
+        transformer = next(m for m in cnn.modules() if isinstance(m, SpatialTransformer))
+        first_conv = next(m for m in transformer.localization if isinstance(m, nn.Conv2d))
+        features = transformer.localization[: list(transformer.localization).index(first_conv)]
+        assert features(torch.rand(2, 1, size, size)).shape[-2:] == (size // 2, size // 2)
+    fcn = create_model(f"st-fcn-{transform}", in_channels=1, input_size=28, num_classes=10)
+    transformer = next(m for m in fcn.modules() if isinstance(m, SpatialTransformer))
+    hidden = [m.out_features for m in transformer.localization.modules()
+              if isinstance(m, nn.Linear)]
+    assert hidden == [32, 32, 32]
 
 
 def test_overrides_change_the_transformers_and_are_recorded():

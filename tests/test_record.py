@@ -1,5 +1,6 @@
 """The run record (metrics.json): every committed one follows the schema, and a corrupt or
-invalid one is refused in one line naming the file, wherever it is read."""
+invalid one is refused in one line naming the file, wherever it is read; a run of an older
+distortion definition is out of date."""
 
 import copy
 import json
@@ -12,6 +13,7 @@ import yaml
 from stnbench import pipeline
 from stnbench.cli import main
 from stnbench.engine.record import RunRecord, read_record
+from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,3 +110,40 @@ def test_tables_name_a_corrupt_record_in_one_line(
     assert error.startswith(f"stnbench: error: {run / 'metrics.json'}: not valid JSON (")
     assert error.count("\n") == 1
     assert not (tmp_path / "tables").exists()
+
+
+def demo_run(distortion: str, model: str = "cnn") -> Path:
+    return next(
+        path.parent for path in committed_records()
+        if "/demo/runs/" in str(path) and f"_distortion~{distortion}_" in str(path)
+        and f"_model~{model}_seed~0" in str(path)
+    )
+
+
+def test_a_run_of_an_older_distortion_definition_is_out_of_date(tmp_path: Path) -> None:
+    # The committed demo runs were recorded before distortions had versions: version 1.
+    older, current = demo_run("P"), demo_run("R")
+    assert read_record(older / "metrics.json").distortion_version == 1
+    spec = yaml.safe_load((current / "spec.yaml").read_text())
+    pipeline.check_finished_cell(current / "metrics.json", spec, "cpu")
+    spec = yaml.safe_load((older / "spec.yaml").read_text())
+    with pytest.raises(StnbenchError, match="'distortion_version' differs"):
+        pipeline.check_finished_cell(older / "metrics.json", spec, "cpu")
+
+    # An ST-CNN run of the committed demo was trained on the model's earlier definition.
+    runs = tmp_path / "runs"
+    for run in (older, current, demo_run("R", "st-cnn-affine")):
+        (runs / run.name).mkdir(parents=True)
+        for path in run.iterdir():
+            (runs / run.name / path.name).write_bytes(path.read_bytes())
+    assert main(["results", "tables", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    table = (tmp_path / "out" / "tables" / "table1.md").read_text()
+    assert "Out of date: run(s) trained on an earlier definition of their distortion, " in table
+    assert "1 of P (version 1, now 2)" in table and " of R (" not in table
+    assert "earlier definition of their model, 1 of st-cnn-affine: " in table
+
+
+def test_a_new_run_records_its_distortion_version() -> None:
+    flags = {"dataset": "mnist", "model": "cnn", "seed": 0, "severity": 1.0, "device": "cpu"}
+    assert resolve_spec({**flags, "distortion": "P"}).config()["distortion_version"] == 2
+    assert resolve_spec({**flags, "distortion": "R"}).config()["distortion_version"] == 1

@@ -13,6 +13,7 @@ from stnbench.distortions.distortion import (
     GRADED_FAMILIES,
     Distortion,
     distort_split,
+    distortion_version,
     get_distortion,
     run_input_size,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Maxima",
     "cached_distorted_split",
     "distort_split",
+    "distortion_version",
     "get_augmentation",
     "get_distortion",
     "run_input_size",

@@ -13,8 +13,8 @@ from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write, load_tensors
 
 SPLITS = ("train", "val", "test")
-# Part of every cache key: raise it whenever a family's definition changes, so that no
-# stale images are read back.
+# Part of every cache key, with the family's definition version (Distortion.version): raise
+# it when the file's format changes.
 FORMAT_VERSION = 1
 
 
@@ -32,7 +32,13 @@ def cache_path(
 ) -> Path:
     split: Split = getattr(data, split_name)
     size = distortion.output_size(split.images.shape[-1])
-    name = f"{distortion.family}-s{distortion.severity!r}-{size}px-seed{seed}-v{FORMAT_VERSION}.pt"
+    # Definition version 1 keeps the name it had before definitions were versioned, so that
+    # its caches stay valid.
+    definition = f"-def{distortion.version}" if distortion.version != 1 else ""
+    name = (
+        f"{distortion.family}-s{distortion.severity!r}-{size}px-seed{seed}"
+        f"-v{FORMAT_VERSION}{definition}.pt"
+    )
     folder = f"{split_name}-{split_digest(split)[:24]}"
     return Path(cache_dir) / "distorted" / data.name / folder / name
 
@@ -42,9 +48,10 @@ def cached_distorted_split(
 ) -> Split:
     """``distort_split`` of ``data``'s split, read from ``cache_dir`` or generated and saved there.
 
-    The file is keyed by the source split's sha256, the family, severity, output size and
-    seed, and written atomically, so concurrent runs at worst generate it twice. A folder
-    that cannot take it (read-only, full) gets a one-line warning and the split is used uncached.
+    The file is keyed by the source split's sha256, the family and its definition version,
+    severity, output size and seed, and written atomically, so concurrent runs at worst
+    generate it twice. A folder that cannot take it (read-only, full) gets a one-line warning
+    and the split is used uncached.
     """
     if split_name not in SPLITS:
         raise StnbenchError(f"split {split_name!r}: expected one of {', '.join(SPLITS)}")

@@ -76,6 +76,16 @@ class Distortion:
     def _geometry(self) -> str:
         return PAPER_FAMILIES.get(self.family, self.family)
 
+    @property
+    def version(self) -> int:
+        """Its family's definition version: other images for a seed, another version."""
+        return get_family(self.family).version
+
+    @property
+    def source(self) -> str:
+        """The text its family's definition follows, and where that text is silent."""
+        return get_family(self.family).source
+
     def output_size(self, input_size: int) -> int:
         """Side of the distorted images for images of side ``input_size``."""
         family = get_family(self._geometry)
@@ -113,6 +123,13 @@ class Distortion:
             return functional.pad_to_canvas(images, canvas)
         output = family.function(images, generator, self.severity, MAXIMA[self.dataset], canvas)
         return output.clamp_(0, 1)
+
+
+def distortion_version(family: str) -> int:
+    """The current definition version of the distortion family named ``family``."""
+    if family not in FAMILIES:
+        raise StnbenchError(f"distortion {family!r}: expected one of {', '.join(FAMILIES)}")
+    return get_family(family).version
 
 
 def get_distortion(

@@ -84,6 +84,24 @@ def convex_quadrilaterals(points: torch.Tensor) -> torch.Tensor:
     return (cross > 0).all(dim=-1)
 
 
+def well_shaped_quadrilaterals(
+    points: torch.Tensor, max_angle: float, min_side: float
+) -> torch.Tensor:
+    """[...] True where the quadrilaterals [..., 4, 2] are ``convex_quadrilaterals`` with every
+    interior angle at most ``max_angle`` degrees and every side at least ``min_side`` pixels.
+
+    An angle near 180 deg or a side near 0 squashes part of the image into a line or a point.
+    """
+    edges = points.roll(-1, dims=-2) - points
+    sides = edges.norm(dim=-1)
+    following, following_sides = edges.roll(-1, dims=-2), sides.roll(-1, dims=-1)
+    # The interior angle at a corner is 180 deg less the turn between its two sides.
+    cosine = (edges * following).sum(dim=-1) / (sides * following_sides).clamp_min(1e-12)
+    interior = 180.0 - torch.rad2deg(torch.acos(cosine.clamp(-1, 1)))
+    shaped = (interior <= max_angle).all(dim=-1) & (sides >= min_side).all(dim=-1)
+    return convex_quadrilaterals(points) & shaped
+
+
 def content_boxes(images: torch.Tensor) -> torch.Tensor:
     """[N, 4] (x0, y0, x1, y1): the first and last rows and columns holding any non-zero pixel.
 

@@ -97,6 +97,12 @@ class RunRecord:
     config: Mapping[str, Any]
     schema_version: int = SCHEMA_VERSION
 
+    @property
+    def distortion_version(self) -> int:
+        """The definition version of the distortion family the run was trained and tested on
+        (``config.distortion_version``); runs recorded before versions existed used version 1."""
+        return int(self.config.get("distortion_version", 1))
+
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 

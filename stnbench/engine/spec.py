@@ -13,6 +13,7 @@ import yaml
 
 from stnbench.datasets import CONTRASTS, DATASETS
 from stnbench.device import PRECISIONS, resolve_device
+from stnbench.distortions import distortion_version
 from stnbench.distortions.augmentation import AUGMENTATIONS
 from stnbench.engine.recipes import get_recipe, recipe_source
 from stnbench.engine.record import RunRecord, read_record
@@ -40,8 +41,10 @@ DEFAULT_DIVERGENCE = {
 RUNTIME_FIELDS = ("threads", "data_dir", "archives")
 REQUIRED_FIELDS = ("dataset", "distortion", "severity", "model", "seed")
 # Fields added after runs were recorded without them, with the value those runs had: at this
-# value a field leaves a run's identity as it was, so that finished runs stay finished.
-ADDED_FIELDS = {"contrast": ORIGINAL_CONTRAST, "augmentation": None}
+# value a field leaves a run's identity as it was, so that finished runs stay finished. A run
+# recorded before distortions had versions was trained on version 1 of its family: once the
+# family's definition changes, it is no longer the run its cell asks for.
+ADDED_FIELDS = {"contrast": ORIGINAL_CONTRAST, "augmentation": None, "distortion_version": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +94,7 @@ class RunSpec:
         config = dataclasses.asdict(self)
         config["recipe_source"] = recipe_source(self.recipe)
         config["model_definition"] = model_definition(self.model)
+        config["distortion_version"] = distortion_version(self.distortion)
         # Through JSON and back, so that it compares equal to the copy read from metrics.json.
         return json.loads(json.dumps(config))
 

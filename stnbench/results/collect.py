@@ -4,6 +4,7 @@ Everything is read from the files' contents (metrics.json, predictions.npz, benc
 never from their paths, so runs may be laid out, moved or merged freely.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,9 @@ import pandas as pd
 from stnbench.distortions import run_input_size
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
+from stnbench.engine.spec import identity
 from stnbench.errors import StnbenchError
-from stnbench.models import DATASET_INPUTS
+from stnbench.models import DATASET_INPUTS, model_info
 from stnbench.preparation import Prep
 from stnbench.provenance import device_label
 
@@ -32,6 +34,8 @@ RUN_COLUMNS = (
     *RUN_KEY,
     "status",
     "reason",
+    "distortion_version",
+    "model_definition_current",
     "test_accuracy",
     "val_accuracy",
     "params",
@@ -106,6 +110,8 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
         "seed": record.seed,
         "status": record.status,
         "reason": record.reason,
+        "distortion_version": record.distortion_version,
+        "model_definition_current": _model_definition_current(record),
         "test_accuracy": record.test_accuracy,
         "val_accuracy": record.val_accuracy,
         "params": record.params,
@@ -141,6 +147,27 @@ def _input_size(record: RunRecord) -> int | None:
         return run_input_size(record.config)
     except StnbenchError:
         return None
+
+
+@functools.cache
+def _current_definition(model: str) -> dict | None:
+    """The network a model's definition describes now, as a run's identity compares it;
+    None where the definition cannot be read here (a variant's file elsewhere)."""
+    try:
+        info = json.loads(json.dumps(model_info(model)))
+    except (StnbenchError, OSError):
+        return None
+    return identity({"model_definition": info})["model_definition"]
+
+
+def _model_definition_current(record: RunRecord) -> bool | None:
+    """Whether the run's model is the network its definition describes now (None: unknown)."""
+    current = _current_definition(record.model)
+    if current is None:
+        return None
+    return identity({"model_definition": record.config["model_definition"]}) == {
+        "model_definition": current
+    }
 
 
 def _has_spatial_transformer(layers: Any) -> bool:

@@ -3,6 +3,7 @@ was not run, duplicates, and the marks for significant differences."""
 
 import pandas as pd
 
+from stnbench.distortions import distortion_version
 from stnbench.results.collect import CELL, UNSPECIFIED_SCALE, Results
 
 SIGNIFICANCE_LEVEL = 0.05
@@ -58,6 +59,28 @@ def duplicate_note(results: Results) -> list[str]:
             + ", ".join(str(path) for path in results.duplicates) + "."]
 
 
+def older_definition_notes(runs: pd.DataFrame) -> list[str]:
+    """Runs trained on an earlier definition of their distortion, or of their model, than
+    the current one."""
+    notes = []
+    current = runs["distortion"].map(distortion_version)
+    older = runs[runs["distortion_version"] < current]
+    if not older.empty:
+        counts = []
+        for family, group in older.groupby("distortion"):
+            versions = ", ".join(map(str, sorted(set(group["distortion_version"]))))
+            counts.append(f"{len(group)} of {family} (version {versions}, "
+                          f"now {distortion_version(family)})")
+        notes.append(f"Out of date: run(s) trained on an earlier definition of their "
+                     f"distortion, {'; '.join(counts)}: not comparable with the current "
+                     "definition's runs until retrained (docs/data.md, distortion versions).")
+    older = runs[runs["model_definition_current"].eq(False)]
+    if not older.empty:
+        counts = [f"{len(group)} of {model}" for model, group in older.groupby("model")]
+        notes.append(f"Out of date: run(s) trained on an earlier definition of their model, "
+                     f"{'; '.join(counts)}: the network now defined is another one until "
+                     "retrained.")
+    return notes
 
 
 def scales(runs: pd.DataFrame) -> list[str]:

@@ -18,6 +18,7 @@ from stnbench.results.notes import (
     NOT_RUN_NOTE,
     SIGNIFICANCE_NOTE,
     duplicate_note,
+    older_definition_notes,
     scale_notes,
     scales,
     section_heading,
@@ -428,7 +429,7 @@ def build_tables(results: Results, notes: Sequence[str] = ()) -> list[Table]:
         committee_table(results),
     ]
     for table in tables:
-        table.notes += notes
+        table.notes += [*notes, *older_definition_notes(results.runs)]
     return tables
 
 
