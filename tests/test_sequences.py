@@ -4,6 +4,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ import yaml
 from stnbench.cli import main
 from stnbench.datasets import DatasetTensors, Split
 from stnbench.distortions import run_input_size
+from stnbench.distortions.gallery import PIXELS_PER_PIXEL, draw_gallery
 from stnbench.distortions.sequences import (
     TASKS,
     cached_sequence_split,
@@ -283,3 +285,12 @@ def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, dat
     data = single.to_json()
     assert not {"test_position_error", "test_element_error"} & set(data)
     validate_record(data, "single-label record")
+
+
+def test_gallery_draws_a_row_of_sequences(mnist: DatasetTensors, tmp_path: Path) -> None:
+    out = tmp_path / "gallery.png"
+    draw_gallery(mnist, ["none", "sequence"], [1.0], out, samples=3)
+    height, width = plt.imread(out).shape[:2]
+    # Rows of 28 and 100 px at PIXELS_PER_PIXEL screen pixels each, three 100 px canvases wide.
+    assert height >= (28 + 100) * PIXELS_PER_PIXEL
+    assert width >= 3 * 100 * PIXELS_PER_PIXEL
