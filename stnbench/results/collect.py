@@ -184,13 +184,15 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
 
 def load_correct(run_dir: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(correct, label) per image of a run's ``split``, in split order, from its
-    predictions.npz."""
+    predictions.npz; ``correct`` is one bool per image, also for label sequences."""
     path = Path(run_dir) / PREDICTIONS_NAME
     splits = read_predictions(path)
     if split not in splits:
         raise StnbenchError(f"{path}: no {split} predictions")
     predictions = splits[split]
-    return predictions.predicted == predictions.label, predictions.label
+    correct = predictions.predicted == predictions.label
+    # A label sequence ([N, positions]) is right only if every position is.
+    return correct.reshape(len(correct), -1).all(axis=1), predictions.label
 
 
 BENCH_COLUMNS = ("model", "dataset", "input_size", "device", "device_type", "precision",
