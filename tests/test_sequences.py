@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from stnbench.bench import input_shape_of, model_cost
 from stnbench.cli import main
 from stnbench.datasets import DatasetTensors, Split
 from stnbench.distortions import run_input_size
@@ -28,6 +29,7 @@ from stnbench.engine.record import read_record, validate_record
 from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
 from stnbench.models import create_model, spatial_transformers
+from stnbench.results.collect import load_correct
 
 TASK = TASKS["sequence"]
 SIZE = 28
@@ -279,6 +281,9 @@ def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, dat
     assert predictions.probabilities.shape == (100, 3, 10)
     errors = (predictions.predicted != predictions.label).mean(axis=0)
     np.testing.assert_allclose(errors, record.test_position_error)
+    # Paired tests see one verdict per sequence: right only if every digit is.
+    correct, _ = load_correct(out)
+    assert correct.shape == (100,) and correct.mean() == record.test_accuracy
     assert "test_element_error" in json.loads((out / "metrics.json").read_text())
     # A single-label record leaves the sequence fields out, as records always did.
     single = dataclasses.replace(record, test_position_error=None, test_element_error=None)
@@ -294,3 +299,16 @@ def test_gallery_draws_a_row_of_sequences(mnist: DatasetTensors, tmp_path: Path)
     # Rows of 28 and 100 px at PIXELS_PER_PIXEL screen pixels each, three 100 px canvases wide.
     assert height >= (28 + 100) * PIXELS_PER_PIXEL
     assert width >= 3 * 100 * PIXELS_PER_PIXEL
+
+
+def test_sequence_models_are_benched_on_their_canvas() -> None:
+    # The workflow benches each model at its data set's size; a sequence model reads the
+    # task's canvas whatever the size of the digits.
+    assert input_shape_of("mnist", 28, "rnn-spn") == (1, 100, 100)
+    assert input_shape_of("mnist", None, "ffn-spn") == (1, 100, 100)
+    assert input_shape_of("mnist", 28, "cnn") == (1, 28, 28)
+    with pytest.raises(StnbenchError, match="--size 50"):
+        input_shape_of("mnist", 50, "rnn-spn")
+    model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10)
+    cost = model_cost(model, (1, 100, 100), 10)
+    assert cost["train_flops_per_image"] > cost["flops_per_image"] > 0
