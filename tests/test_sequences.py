@@ -208,6 +208,19 @@ def test_sequence_models_and_tasks_go_together() -> None:
         resolve_spec({**base, "distortion": "sequence", "model": "rnn-spn", "severity": 0.5})
 
 
+def test_a_model_scores_as_many_positions_as_the_task_has_digits(tmp_path: Path) -> None:
+    definition = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "stnbench/models/definitions/seq-cnn.yaml")
+        .read_text()
+    )
+    definition["sequence"] = 4
+    path = tmp_path / "four.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    with pytest.raises(StnbenchError, match=r"scores 4 positions, but .* has 3 digits"):
+        resolve_spec({"dataset": "mnist", "seed": 0, "device": "cpu", "distortion": "sequence",
+                      "model": str(path)})
+
+
 def test_sequence_scores_on_a_hand_made_case() -> None:
     labels = torch.tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9], [0, 0, 0]])
     predicted = torch.tensor([[1, 2, 3], [4, 0, 6], [7, 8, 0], [1, 1, 0]])

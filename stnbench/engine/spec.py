@@ -14,7 +14,7 @@ import yaml
 from stnbench.datasets import CONTRASTS, DATASETS
 from stnbench.device import PRECISIONS, resolve_device
 from stnbench.distortions.augmentation import AUGMENTATIONS
-from stnbench.distortions.sequences import is_sequence_task
+from stnbench.distortions.sequences import get_task, is_sequence_task
 from stnbench.engine.recipes import get_recipe, recipe_source
 from stnbench.engine.record import RunRecord, read_record
 from stnbench.errors import StnbenchError
@@ -233,7 +233,15 @@ def _validate(spec: RunSpec) -> None:
             f"--model {spec.model}: meant for {', '.join(meant_for)}, not {spec.dataset} (its "
             "layers and recipe assume that data set's images)"
         )
-    sequence_model = model_definition(spec.model)["definition"].get("sequence") is not None
+    positions = model_definition(spec.model)["definition"].get("sequence")
+    sequence_model = positions is not None
+    if sequence_model and is_sequence_task(spec.distortion):
+        digits = get_task(spec.distortion).digits
+        if positions != digits:
+            raise StnbenchError(
+                f"--model {spec.model}: scores {positions} positions, but the sequence task "
+                f"{spec.distortion!r} has {digits} digits"
+            )
     if sequence_model != is_sequence_task(spec.distortion):
         raise StnbenchError(
             f"--model {spec.model}: "

@@ -75,7 +75,7 @@ class Committee(nn.Module):
         self.columns = nn.ModuleList(columns)
 
     def forward(self, x: Tensor) -> Tensor:
-        log_probs = torch.stack([column(x).log_softmax(dim=1) for column in self.columns])
+        log_probs = torch.stack([column(x).log_softmax(dim=-1) for column in self.columns])
         return log_probs.logsumexp(dim=0) - math.log(len(self.columns))
 
 
