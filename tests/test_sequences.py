@@ -29,7 +29,9 @@ from stnbench.engine.record import read_record, validate_record
 from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
 from stnbench.models import create_model, spatial_transformers
-from stnbench.results.collect import load_correct
+from stnbench.results.collect import collect, load_correct
+from stnbench.results.compare import compare_with_baselines
+from stnbench.results.sequences import sequences_table
 
 TASK = TASKS["sequence"]
 SIZE = 28
@@ -297,6 +299,15 @@ def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, dat
     # Paired tests see one verdict per sequence: right only if every digit is.
     correct, _ = load_correct(out)
     assert correct.shape == (100,) and correct.mean() == record.test_accuracy
+    # The sequence table puts the run beside the paper's digit error.
+    results = collect(tmp_path)
+    assert results.runs["test_element_error"].tolist() == [record.test_element_error]
+    (_, display), = sequences_table(results, compare_with_baselines(results.runs, "test")).sections
+    row = display.set_index("model").loc["seq-cnn"]
+    assert row["paper digit error %"] == "2.9"
+    assert row["digit error %"].startswith(f"{100 * record.test_element_error:.2f} (n=1)")
+    assert row["Δ pp"] == f"{100 * record.test_element_error - 2.9:+.2f}"
+    assert display.set_index("model").loc["rnn-spn", "sequence error %"] == "—"
     assert "test_element_error" in json.loads((out / "metrics.json").read_text())
     # A single-label record leaves the sequence fields out, as records always did.
     single = dataclasses.replace(record, test_position_error=None, test_element_error=None)

@@ -34,6 +34,7 @@ RUN_COLUMNS = (
     "reason",
     "test_accuracy",
     "val_accuracy",
+    "test_element_error",
     "params",
     "flops",
     "train_images_per_s",
@@ -108,6 +109,7 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
         "reason": record.reason,
         "test_accuracy": record.test_accuracy,
         "val_accuracy": record.val_accuracy,
+        "test_element_error": record.test_element_error,
         "params": record.params,
         "flops": record.flops,
         "train_images_per_s": record.train_images_per_s,
@@ -177,7 +179,8 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
                  **{name: getattr(epoch, name) for name in HISTORY_COLUMNS[len(RUN_KEY):]}}
             )
     runs = pd.DataFrame(records, columns=list(RUN_COLUMNS))
-    for column in ("test_accuracy", "val_accuracy", "params", "flops", "train_images_per_s"):
+    for column in ("test_accuracy", "val_accuracy", "test_element_error", "params", "flops",
+                   "train_images_per_s"):
         runs[column] = pd.to_numeric(runs[column])
     return runs, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), tuple(duplicates)
 
