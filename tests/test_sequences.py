@@ -32,6 +32,7 @@ from stnbench.models import create_model, spatial_transformers
 from stnbench.results.collect import collect, load_correct
 from stnbench.results.compare import compare_with_baselines
 from stnbench.results.sequences import sequences_table
+from stnbench.results.viz import load_run
 
 TASK = TASKS["sequence"]
 SIZE = 28
@@ -308,6 +309,8 @@ def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, dat
     assert row["digit error %"].startswith(f"{100 * record.test_element_error:.2f} (n=1)")
     assert row["Δ pp"] == f"{100 * record.test_element_error - 2.9:+.2f}"
     assert display.set_index("model").loc["rnn-spn", "sequence error %"] == "—"
+    with pytest.raises(StnbenchError, match="glimpses per image are not drawn yet"):
+        load_run(out)
     assert "test_element_error" in json.loads((out / "metrics.json").read_text())
     # A single-label record leaves the sequence fields out, as records always did.
     single = dataclasses.replace(record, test_position_error=None, test_element_error=None)
