@@ -17,14 +17,21 @@ from typing import Any
 
 import psutil
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from stnbench import provenance
+from stnbench.engine import targets
 from stnbench.errors import StnbenchError
-from stnbench.models import DATASET_INPUTS, count_flops, count_parameters, create_model, model_info
+from stnbench.models import (
+    DATASET_INPUTS,
+    count_flops,
+    count_parameters,
+    create_model,
+    model_info,
+    model_sizes,
+)
 from stnbench.models.flops import ST_FLOP_FORMULAS
 from stnbench.schemas import load_schema, validate
 
@@ -71,17 +78,27 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def input_shape_of(dataset: str, size: int | None = None) -> tuple[int, int, int]:
-    """[C, H, W] of ``dataset``'s images at ``size`` px (default: the dataset's own size)."""
+def input_shape_of(
+    dataset: str, size: int | None = None, model: str | None = None
+) -> tuple[int, int, int]:
+    """[C, H, W] of ``dataset``'s images at ``size`` px (default: the dataset's own size); for
+    a sequence ``model``, its task's canvas, whatever the size of the digits placed on it."""
     if dataset not in DATASET_INPUTS:
         raise StnbenchError(f"--dataset {dataset!r}: expected one of {', '.join(DATASET_INPUTS)}")
     geometry = DATASET_INPUTS[dataset]
-    if size is None:
-        size = geometry.sizes[0]
-    elif size not in geometry.sizes:
-        sizes = ", ".join(map(str, geometry.sizes))
+    allowed = geometry.sizes if model is None else model_sizes(model, dataset)
+    if size is None or (allowed != geometry.sizes and size in geometry.sizes):
+        size = allowed[0]
+    elif size not in allowed:
+        sizes = ", ".join(map(str, allowed))
         raise StnbenchError(f"--size {size}: {dataset} images come in {sizes} px")
     return (geometry.channels, size, size)
+
+
+def _label_shape(model: nn.Module, count: int) -> tuple[int, ...]:
+    """Random labels' shape for ``model``: one per image, or one per position of a sequence."""
+    positions = getattr(model, "definition", {}).get("sequence")
+    return (count,) if positions is None else (count, positions)
 
 
 class _PeakRss(AbstractContextManager):
@@ -222,12 +239,12 @@ def _count_train_flops(
     batch = 2
     device = next(model.parameters()).device
     images = torch.rand(batch, *input_shape, device=device)
-    labels = torch.randint(num_classes, (batch,), device=device)
+    labels = torch.randint(num_classes, _label_shape(model, batch), device=device)
     was_training = model.training
     model.train()
     counter = FlopCounterMode(display=False, custom_mapping=ST_FLOP_FORMULAS)
     with counter:
-        F.cross_entropy(model(images), labels).backward()
+        targets.loss(model(images), labels).backward()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return counter.get_total_flops() // batch
@@ -256,7 +273,9 @@ def benchmark_model(
         images = torch.rand(batch_size, *input_shape, generator=generator).to(
             device=device, memory_format=memory_format
         )
-        labels = torch.randint(num_classes, (batch_size,), generator=generator).to(device)
+        labels = torch.randint(
+            num_classes, _label_shape(model, batch_size), generator=generator
+        ).to(device)
 
         def infer(images: torch.Tensor = images) -> torch.Tensor:
             with torch.inference_mode(), _autocast(settings):
@@ -265,7 +284,7 @@ def benchmark_model(
         def train_step(images: torch.Tensor = images, labels: torch.Tensor = labels) -> None:
             optimizer.zero_grad(set_to_none=True)
             with _autocast(settings):
-                loss = F.cross_entropy(runnable(images), labels)
+                loss = targets.loss(runnable(images), labels)
             loss.backward()
             optimizer.step()
 
@@ -293,7 +312,7 @@ def run_bench(
     model_name: str, dataset: str, *, size: int | None = None, settings: BenchSettings
 ) -> dict[str, Any]:
     """Benchmark a zoo model (or a model YAML) on random inputs of ``dataset``'s geometry."""
-    input_shape = input_shape_of(dataset, size)
+    input_shape = input_shape_of(dataset, size, model_name)
     meant_for = model_info(model_name)["datasets"]
     if dataset not in meant_for:
         raise StnbenchError(

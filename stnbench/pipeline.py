@@ -31,7 +31,7 @@ from stnbench.preparation import NATIVE_SIZE, ORIGINAL_CONTRAST, Prep
 CELL_KEYS = ("dataset", "prep", "distortion", "severity", "model", "seed")
 BENCH_KEYS = ("dataset", "size", "model")
 # What `stnbench results tables` writes: OUT/tables/NAME.{md,csv,tex}, OUT/plots/NAME.{png,pdf}.
-TABLES = ("gtsrb", "table1", "robustness", "cost", "significance", "committee")
+TABLES = ("gtsrb", "table1", "robustness", "cost", "significance", "committee", "sequences")
 PLOTS = ("accuracy_vs_severity", "accuracy_vs_params", "throughput", "training_curves")
 GTSRB_SKIPPED = (
     "GTSRB skipped ({reason}). To add it, put GTSRB_Final_Training_Images.zip, "

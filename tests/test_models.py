@@ -13,6 +13,7 @@ from torch import nn
 
 from stnbench.cli import main
 from stnbench.datasets import DatasetTensors
+from stnbench.engine import targets
 from stnbench.errors import StnbenchError
 from stnbench.models import (
     DATASET_INPUTS,
@@ -21,6 +22,7 @@ from stnbench.models import (
     create_model,
     list_models,
     model_info,
+    model_sizes,
     spatial_transformers,
 )
 from stnbench.models.builder import RECIPES
@@ -32,6 +34,9 @@ TESTS = Path(__file__).resolve().parent
 ZOO = {
     "fcn",
     "cnn",
+    "rnn-spn",
+    "ffn-spn",
+    "seq-cnn",
     "st-fcn-affine",
     "st-fcn-projective",
     "st-fcn-tps",
@@ -80,7 +85,7 @@ ZOO_CASES = [
     (name, dataset, size)
     for name in sorted(ZOO)
     for dataset in model_info(name)["datasets"]
-    for size in DATASET_INPUTS[dataset].sizes
+    for size in model_sizes(name, dataset)
 ]
 
 
@@ -101,8 +106,12 @@ def test_every_model_runs_forward_and_backward_at_every_size(name, dataset, size
         **overrides,
     )
     logits = model(images)
-    assert logits.shape == (len(images), data.num_classes)
-    loss = F.cross_entropy(logits, labels)
+    positions = model_info(name)["definition"].get("sequence")
+    if positions is not None:
+        # Any labels give gradients; a sequence model scores each position.
+        labels = labels[:, None].expand(-1, positions)
+    assert logits.shape == (*labels.shape, data.num_classes)
+    loss = targets.loss(logits, labels)
     loss.backward()
     assert math.isfinite(loss.item())
     grads = [p.grad for p in model.parameters()]

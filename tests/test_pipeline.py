@@ -17,6 +17,7 @@ from snakemake.utils import validate
 
 from stnbench import pipeline
 from stnbench.distortions import FAMILIES
+from stnbench.distortions.sequences import TASKS
 from stnbench.errors import StnbenchError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -315,8 +316,9 @@ def test_every_preset_is_valid_and_builds_its_grid(
     config.setdefault("gtsrb", {})["archives"] = str(gtsrb_archives)
     grid = pipeline.build_grid(validated(config))
     assert len(grid.cells) > 0
-    if preset == "cpu.yaml":  # Table 1's 8 models x 4 families and the rotation sweep, 3 seeds
-        assert len(grid.cells) == (8 * 4 + 2 * 3) * 3
+    if preset == "cpu.yaml":  # Table 1's 8 models x 4 families, the rotation sweep and the
+        # 3 sequence models, 3 seeds
+        assert len(grid.cells) == (8 * 4 + 2 * 3 + 3) * 3
     if preset == "cpu-gtsrb.yaml":  # 4 GTSRB models and the rotation sweep, 3 seeds
         assert len(grid.cells) == (4 + 2 * 3) * 3
 
@@ -324,7 +326,7 @@ def test_every_preset_is_valid_and_builds_its_grid(
 def test_schema_knows_every_distortion_family() -> None:
     schema = yaml.safe_load(SCHEMA.read_text())
     families = schema["$defs"]["experiment"]["properties"]["distortions"]["items"]["enum"]
-    assert tuple(families) == FAMILIES
+    assert tuple(families) == (*FAMILIES, *TASKS)
 
 
 def test_cells_shared_by_experiments_are_one_cell(data_dir: Path) -> None:

@@ -7,6 +7,7 @@ from stnbench.cli.common import add_data_dir_argument
 from stnbench.datasets import DATASETS, load_dataset
 from stnbench.distortions import FAMILIES
 from stnbench.distortions.gallery import draw_gallery, gallery_rows
+from stnbench.distortions.sequences import TASKS
 from stnbench.errors import StnbenchError
 from stnbench.paths import resolve_data_dir
 
@@ -21,7 +22,8 @@ def add_gallery_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument(
-        "--families", required=True, help=f"comma-separated, from: {', '.join(FAMILIES)}"
+        "--families", required=True,
+        help=f"comma-separated, from: {', '.join((*FAMILIES, *TASKS))}",
     )
     parser.add_argument(
         "--severities", default="1", help="comma-separated levels in [0, 1] (default: 1)"

@@ -141,8 +141,14 @@ def get_distortion(
 
 def run_input_size(config: Mapping[str, Any]) -> int:
     """The side of the images a run's model sees, from its resolved config: its preparation's
-    size, or the distortion's canvas (42 px for MNIST's RTS, 60 px cluttered)."""
+    size, or the distortion's canvas (42 px for MNIST's RTS, 60 px cluttered, 100 px for
+    the sequence task)."""
+    # Imported here: the sequence module builds on this package's cache, which imports this.
+    from stnbench.distortions.sequences import get_task, is_sequence_task
+
     dataset = config["dataset"]
+    if is_sequence_task(config["distortion"]):
+        return get_task(config["distortion"]).output_size(Prep.of_run(dataset, config).size)
     distortion = get_distortion(config["distortion"], float(config["severity"]), dataset=dataset)
     return distortion.output_size(Prep.of_run(dataset, config).size)
 

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from stnbench.datasets import DatasetTensors
 from stnbench.distortions.distortion import GRADED_FAMILIES, Distortion
+from stnbench.distortions.sequences import SequenceTask, get_task, is_sequence_task, make_sequences
 from stnbench.io import atomic_write
 
 GAP = 2  # pixels between images and between rows
@@ -19,13 +20,17 @@ DPI = 100
 
 def gallery_rows(
     families: Sequence[str], severities: Sequence[float], dataset: str
-) -> list[Distortion]:
-    """One distortion per row: graded families at each severity, the others at their one level.
+) -> list[Distortion | SequenceTask]:
+    """One distortion per row: graded families at each severity, the others at their one level;
+    a sequence task is a row of its sequences.
 
     Every distortion is built (and so checked) before any image is drawn.
     """
-    rows = []
+    rows: list[Distortion | SequenceTask] = []
     for family in families:
+        if is_sequence_task(family):
+            rows.append(get_task(family))
+            continue
         levels = severities if family in GRADED_FAMILIES else [0.0 if family == "none" else 1.0]
         rows.extend(Distortion(family, level, dataset) for level in levels)
     return rows
@@ -64,9 +69,16 @@ def draw_gallery(
     images = test.images[chosen].float().div_(255)
     strips, labels = [], []
     for distortion in rows:
-        distorted = distortion(images, torch.Generator().manual_seed(seed))
+        if isinstance(distortion, SequenceTask):
+            # Sequences are made of the split's digits, not of the chosen images.
+            sequences = make_sequences(test, distortion, samples, seed)
+            distorted = sequences.images.float().div_(255)
+        else:
+            distorted = distortion(images, torch.Generator().manual_seed(seed))
         strips.append(_strip(distorted, distorted.shape[-1]))
-        level = "" if distortion.family in ("none", "cluttered") else f" {distortion.severity:g}"
+        family = distortion.family
+        one_level = family in ("none", "cluttered") or is_sequence_task(family)
+        level = "" if one_level else f" {distortion.severity:g}"
         labels.append(f"{distortion.family}{level}")
     width = max(strip.shape[1] for strip in strips)
     mosaic = np.full(

@@ -5,17 +5,18 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from stnbench.datasets import Split
+from stnbench.engine import targets
 
 
 @dataclass(frozen=True)
 class Evaluation:
     loss: float
-    accuracy: float
-    predicted: torch.Tensor  # int64 [N] on the CPU, in the split's order
-    probabilities: torch.Tensor  # float32 [N, classes] on the CPU: softmax of the logits
+    accuracy: float  # of a label sequence: every position right
+    predicted: torch.Tensor  # int64 [N] (or [N, positions]) on the CPU, in the split's order
+    # float32 [N, classes] (or [N, positions, classes]) on the CPU: softmax of the logits
+    probabilities: torch.Tensor
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -48,15 +49,15 @@ def evaluate(
         labels = split.labels[start : start + batch_size].to(device, non_blocking=True)
         with autocast(device, precision):
             logits = model(as_input(images, channels_last))
-        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
-        predicted.append(logits.argmax(dim=1))
-        probabilities.append(logits.float().softmax(dim=1))
+        loss_sum += targets.loss(logits.float(), labels, reduction="sum")
+        predicted.append(targets.predict(logits))
+        probabilities.append(logits.float().softmax(dim=-1))
     model.train(was_training)
     predictions = torch.cat(predicted).cpu()
     count = len(split.labels)
     return Evaluation(
         loss=float(loss_sum) / count,
-        accuracy=float((predictions == split.labels.cpu()).sum()) / count,
+        accuracy=float(targets.all_right(predictions, split.labels.cpu()).sum()) / count,
         predicted=predictions,
         probabilities=torch.cat(probabilities).cpu(),
     )

@@ -9,19 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from stnbench import provenance
-from stnbench.datasets import DatasetTensors, Split
+from stnbench.datasets import Split
 from stnbench.device import set_threads
 from stnbench.distortions import Distortion
 from stnbench.distortions.augmentation import Jitter, get_augmentation
+from stnbench.engine import targets
 from stnbench.engine.checkpoint import CHECKPOINT_NAME, TrainingState
 from stnbench.engine.divergence import CollapseCheck, Diverged, check_loss
 from stnbench.engine.evaluate import Evaluation, autocast, evaluate
 from stnbench.engine.evolution import EVOLUTION_NAME, EvolutionRecorder, fixed_batch
 from stnbench.engine.metrics import confusion_matrix, per_class_accuracy
+from stnbench.engine.optimizers import build_optimizer
 from stnbench.engine.predictions import PREDICTIONS_NAME, SplitPredictions, write_predictions
 from stnbench.engine.recipes import ScheduleFactor
 from stnbench.engine.record import (
@@ -29,12 +30,11 @@ from stnbench.engine.record import (
     EpochRecord,
     Machine,
     RunRecord,
-    TestSet,
     write_record,
 )
-from stnbench.engine.run_data import RunData, load_eval_split, load_run_data
+from stnbench.engine.run_data import RunData, load_eval_split, load_run_data, test_set
 from stnbench.engine.spec import RunSpec, finished_run
-from stnbench.models import count_flops, count_parameters, create_model, parameter_groups
+from stnbench.models import count_flops, count_parameters, create_model
 
 # The record's fields that repeat the run spec's, so that its readers need not look into `config`.
 SPEC_FIELDS = ("dataset", "distortion", "severity", "model", "seed", "scale", "epochs", "precision")
@@ -81,6 +81,7 @@ def train_epoch(
     collapse_check: CollapseCheck | None = None,
     evolution: EvolutionRecorder | None = None,
     description: str = "",
+    max_grad_norm: float | None = None,
 ) -> dict:
     """One pass over ``train`` (uint8 images and labels already on the device) in an order
     drawn from (seed, epoch); ``distortion``, then ``augmentation``, when given, are applied
@@ -121,17 +122,19 @@ def train_epoch(
             labels = train.labels[index]
             with autocast(device, precision):
                 logits = model(images)
-            loss = F.cross_entropy(logits.float(), labels)
+            loss = targets.loss(logits.float(), labels)
             if step % check_every == 0:
                 check_loss(loss, epoch, step)
                 if collapse_check is not None:
                     collapse_check(epoch, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             optimizer.step()
             scheduler.step()
             loss_sum += loss.detach() * len(labels)
-            correct += (logits.detach().argmax(dim=1) == labels).sum()
+            correct += targets.all_right(targets.predict(logits.detach()), labels).sum()
             if evolution is not None:
                 evolution.after_step((epoch - 1) * steps + step + 1)
             bar.update()
@@ -223,12 +226,7 @@ def _build_training(
     ).to(device)
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        parameter_groups(model, spec.lr, spec.localization_lr_multiplier),
-        lr=spec.lr,
-        momentum=spec.momentum,
-        weight_decay=spec.weight_decay,
-    )
+    optimizer = build_optimizer(spec, model)
     steps_per_epoch = _steps_per_epoch(spec, inputs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, ScheduleFactor(spec.schedule, steps_per_epoch, spec.epochs)
@@ -268,6 +266,7 @@ def _train_epochs(
                 collapse_check=collapse_check,
                 evolution=state.evolution,
                 description=f"epoch {epoch}/{spec.epochs}",
+                max_grad_norm=spec.max_grad_norm,
             )
             val_eval = _evaluate(state.model, inputs.val, spec, device)
             if not math.isfinite(val_eval.loss):
@@ -317,7 +316,7 @@ def _test_and_record(
         selected_epoch=best.epoch if best else None,
         val_accuracy=best.val_accuracy if best else None,
         **tested,
-        test_set=_test_set(data, spec),
+        test_set=test_set(inputs, spec),
         history=tuple(history),
         params=params,
         flops=flops,
@@ -331,7 +330,8 @@ def _test_and_record(
 
 
 _UNTESTED = dict.fromkeys(
-    ("test_accuracy", "test_error", "test_loss", "per_class_accuracy", "confusion_matrix")
+    ("test_accuracy", "test_error", "test_loss", "per_class_accuracy", "confusion_matrix",
+     "test_position_error", "test_element_error")
 )
 
 
@@ -350,13 +350,24 @@ def _test_selected(spec: RunSpec, inputs: RunData, state: TrainingState, out: Pa
         {"test": _split_predictions(test_eval, test),
          "val": _split_predictions(val_eval, inputs.val)},
     )
-    confusion = confusion_matrix(test_eval.predicted, test.labels.cpu(), inputs.data.num_classes)
+    labels = test.labels.cpu()
+    # A sequence's digits each count once in the confusion matrix.
+    confusion = confusion_matrix(
+        test_eval.predicted.flatten(), labels.flatten(), inputs.data.num_classes
+    )
+    sequence = labels.ndim == 2
     return {
         "test_accuracy": test_eval.accuracy,
         "test_error": 1.0 - test_eval.accuracy,
         "test_loss": test_eval.loss,
         "per_class_accuracy": tuple(per_class_accuracy(confusion)),
         "confusion_matrix": tuple(map(tuple, confusion.tolist())),
+        "test_position_error": (
+            tuple(targets.position_errors(test_eval.predicted, labels)) if sequence else None
+        ),
+        "test_element_error": (
+            targets.element_error(test_eval.predicted, labels) if sequence else None
+        ),
     }
 
 
@@ -388,12 +399,3 @@ def _provenance(device: torch.device, bit_reproducible: bool) -> dict:
         "git_commit": provenance.git_commit(),
         "machine": Machine(**provenance.machine_info(device)),
     }
-
-
-def _test_set(data: DatasetTensors, spec: RunSpec) -> TestSet:
-    test_set = TestSet(**data.info["test_set"])
-    if spec.limit_eval is None or spec.limit_eval >= test_set.size:
-        return test_set
-    limited = f"a fixed random {spec.limit_eval} of them (limit_eval)"
-    note = "; ".join(filter(None, [test_set.note, limited]))
-    return TestSet(test_set.name, spec.limit_eval, note)

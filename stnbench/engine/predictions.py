@@ -5,7 +5,8 @@ probabilities (IDSIA's multi-column DNN) without training them again.
 
 Arrays per split, the validation ones prefixed ``val_``: ``predicted`` and ``label`` (int64
 [N]), ``probabilities`` (float16 [N, classes], softmax; half precision keeps committed files
-small).
+small). A run on a label sequence stores ``predicted`` and ``label`` as [N, positions] and
+``probabilities`` as [N, positions, classes].
 """
 
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ _PREFIX = {"test": "", "val": "val_"}
 
 @dataclass(frozen=True)
 class SplitPredictions:
-    predicted: np.ndarray  # int64 [N]
-    label: np.ndarray  # int64 [N]
+    predicted: np.ndarray  # int64 [N] (or [N, positions])
+    label: np.ndarray  # int64 [N] (or [N, positions])
     # float16 [N, classes]; None in files written before probabilities were kept (see
     # read_predictions).
     probabilities: np.ndarray | None = None
@@ -47,7 +48,7 @@ def write_predictions(path: Path, splits: dict[str, SplitPredictions]) -> None:
         if probabilities is None:
             raise StnbenchError(f"{path}: {split} split without probabilities")
         count = len(predictions.label)
-        if predictions.predicted.shape != (count,) or len(probabilities) != count:
+        if predictions.predicted.shape != predictions.label.shape or len(probabilities) != count:
             raise StnbenchError(f"{path}: {split} predictions and labels differ in length")
         arrays[_key(split, "predicted")] = np.asarray(predictions.predicted, dtype=np.int64)
         arrays[_key(split, "label")] = np.asarray(predictions.label, dtype=np.int64)
@@ -81,7 +82,7 @@ def read_predictions(path: Path) -> dict[str, SplitPredictions]:
             stored[predicted_key], stored[label_key], stored.get(_key(split, "probabilities"))
         )
         count = len(predictions.label)
-        if predictions.predicted.shape != (count,) or (
+        if predictions.predicted.shape != predictions.label.shape or (
             predictions.probabilities is not None and len(predictions.probabilities) != count
         ):
             raise StnbenchError(f"{path}: {split} predictions and labels differ in length")

@@ -14,6 +14,7 @@ from stnbench.schemas import load_schema, validate
 
 SCHEMA_VERSION = 1
 METRICS_NAME = "metrics.json"
+SEQUENCE_FIELDS = ("test_position_error", "test_element_error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,11 @@ class RunRecord:
     machine: Machine
     config: Mapping[str, Any]
     schema_version: int = SCHEMA_VERSION
+    # Runs on a label sequence only (absent from single-label records): the test error at
+    # each position, and over all positions of all sequences (``test_error`` counts a
+    # sequence wrong if any position is).
+    test_position_error: tuple[float, ...] | None = None
+    test_element_error: float | None = None
 
     @property
     def distortion_version(self) -> int:
@@ -104,7 +110,12 @@ class RunRecord:
         return int(self.config.get("distortion_version", 1))
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        # Left out rather than null, so that a single-label record reads as it always has.
+        for name in SEQUENCE_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
     @classmethod
     def from_json(cls, data: Any, what: str = "run record") -> "RunRecord":
@@ -121,6 +132,8 @@ class RunRecord:
             fields["per_class_accuracy"] = tuple(data["per_class_accuracy"])
         if data["confusion_matrix"] is not None:
             fields["confusion_matrix"] = tuple(map(tuple, data["confusion_matrix"]))
+        if data.get("test_position_error") is not None:
+            fields["test_position_error"] = tuple(data["test_position_error"])
         return cls(**fields)
 
 

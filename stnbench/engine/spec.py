@@ -15,6 +15,7 @@ from stnbench.datasets import CONTRASTS, DATASETS
 from stnbench.device import PRECISIONS, resolve_device
 from stnbench.distortions import distortion_version
 from stnbench.distortions.augmentation import AUGMENTATIONS
+from stnbench.distortions.sequences import get_task, is_sequence_task
 from stnbench.engine.recipes import get_recipe, recipe_source
 from stnbench.engine.record import RunRecord, read_record
 from stnbench.errors import StnbenchError
@@ -23,6 +24,7 @@ from stnbench.models.builder import DOCUMENTATION_KEYS
 from stnbench.preparation import ORIGINAL_CONTRAST
 
 TRAIN_DISTORTIONS = ("fresh", "fixed")
+OPTIMIZERS = ("sgd", "rmsprop")  # built by engine/optimizers.py
 # benchmarks/precision.py on this project's 2-core AMD EPYC (AVX2, no native bf16): bf16
 # autocast trained moodstocks-2st about 5 times slower than fp32, so fp32 is the default.
 # CPUs with AVX-512 bf16 or AMX may gain from `--precision bf16`; it is recorded in metrics.
@@ -44,7 +46,12 @@ REQUIRED_FIELDS = ("dataset", "distortion", "severity", "model", "seed")
 # value a field leaves a run's identity as it was, so that finished runs stay finished. A run
 # recorded before distortions had versions was trained on version 1 of its family: once the
 # family's definition changes, it is no longer the run its cell asks for.
-ADDED_FIELDS = {"contrast": ORIGINAL_CONTRAST, "augmentation": None, "distortion_version": 1}
+ADDED_FIELDS = {
+    "contrast": ORIGINAL_CONTRAST,
+    "augmentation": None,
+    "distortion_version": 1,
+    "max_grad_norm": None,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +81,8 @@ class RunSpec:
     # A training augmentation drawn afresh for every batch from (seed, epoch), applied after
     # the distortion (stnbench.distortions.AUGMENTATIONS); None: none.
     augmentation: str | None = None
+    # Gradients rescaled to at most this total L2 norm before each step; None: not clipped.
+    max_grad_norm: float | None = None
     val_fraction: float | None = None
     # "fresh": new random distortions of the training set every epoch, drawn from
     # (seed, epoch); "fixed": one distorted copy of the training set for the whole run.
@@ -211,14 +220,16 @@ def resolve_spec(flags: Mapping[str, Any], spec_file: Path | None = None) -> Run
 
 
 def _undistorted_severity(given: dict[str, Any]) -> None:
-    """``none`` has no severity: it is recorded as 0, so that equal runs have equal keys, and
-    any other value is refused rather than recorded."""
-    if given.get("distortion") != "none":
+    """``none`` and the sequence tasks have no severity: they are recorded as 0 and 1, so
+    that equal runs have equal keys, and any other value is refused rather than recorded."""
+    distortion = given.get("distortion")
+    if distortion != "none" and not is_sequence_task(str(distortion)):
         return
-    severity = given.setdefault("severity", 0.0)
-    if isinstance(severity, bool) or not isinstance(severity, int | float) or severity != 0:
+    level = 0.0 if distortion == "none" else 1.0
+    severity = given.setdefault("severity", level)
+    if isinstance(severity, bool) or not isinstance(severity, int | float) or severity != level:
         raise StnbenchError(
-            f"--severity {severity!r}: distortion 'none' takes no severity (leave it out)"
+            f"--severity {severity!r}: distortion {distortion!r} takes no severity (leave it out)"
         )
 
 
@@ -230,6 +241,23 @@ def _validate(spec: RunSpec) -> None:
         raise StnbenchError(
             f"--model {spec.model}: meant for {', '.join(meant_for)}, not {spec.dataset} (its "
             "layers and recipe assume that data set's images)"
+        )
+    positions = model_definition(spec.model)["definition"].get("sequence")
+    sequence_model = positions is not None
+    if sequence_model and is_sequence_task(spec.distortion):
+        digits = get_task(spec.distortion).digits
+        if positions != digits:
+            raise StnbenchError(
+                f"--model {spec.model}: scores {positions} positions, but the sequence task "
+                f"{spec.distortion!r} has {digits} digits"
+            )
+    if sequence_model != is_sequence_task(spec.distortion):
+        raise StnbenchError(
+            f"--model {spec.model}: "
+            + (f"scores a label sequence; train it on a sequence task, not {spec.distortion!r}"
+               if sequence_model else
+               f"scores one label per image; the sequence task {spec.distortion!r} needs a "
+               "model with `sequence`")
         )
     if spec.dataset != "gtsrb" and spec.contrast != ORIGINAL_CONTRAST:
         raise StnbenchError(f"contrast {spec.contrast!r}: GTSRB only; {spec.dataset} has none")
@@ -246,8 +274,10 @@ def _validate(spec: RunSpec) -> None:
             raise StnbenchError(
                 f"{name} {getattr(spec, name)!r}: expected one of {', '.join(choices)}"
             )
-    if spec.optimizer != "sgd":
-        raise StnbenchError(f"optimizer {spec.optimizer!r}: only 'sgd' is supported")
+    if spec.optimizer not in OPTIMIZERS:
+        raise StnbenchError(
+            f"optimizer {spec.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}"
+        )
     for name in ("batch_size", "epochs", "eval_batch_size"):
         if getattr(spec, name) < 1:
             raise StnbenchError(f"{name} {getattr(spec, name)}: must be at least 1")
@@ -258,6 +288,10 @@ def _validate(spec: RunSpec) -> None:
         raise StnbenchError(f"--seed {spec.seed}: must be 0 or more")
     if not (math.isfinite(spec.lr) and spec.lr > 0):
         raise StnbenchError(f"--lr {spec.lr}: must be a finite positive number")
+    if spec.max_grad_norm is not None and not (
+        math.isfinite(spec.max_grad_norm) and spec.max_grad_norm > 0
+    ):
+        raise StnbenchError(f"max_grad_norm {spec.max_grad_norm}: must be a finite positive number")
     for name in ("momentum", "weight_decay", "localization_lr_multiplier"):
         value = getattr(spec, name)
         if not (math.isfinite(value) and value >= 0):

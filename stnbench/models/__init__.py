@@ -6,6 +6,7 @@ from stnbench.models.registry import (
     create_model,
     list_models,
     model_info,
+    model_sizes,
 )
 from stnbench.models.spatial_transformer import (
     SpatialTransformer,
@@ -24,6 +25,7 @@ __all__ = [
     "describe_zoo",
     "list_models",
     "model_info",
+    "model_sizes",
     "parameter_groups",
     "spatial_transformers",
 ]

@@ -19,14 +19,15 @@ from torch import Tensor, nn
 
 from stnbench.errors import StnbenchError
 from stnbench.models.layers import LCN_KERNELS, LocalContrastNorm, ScaledTanh, Standardize
+from stnbench.models.recurrent import CELLS, Positions, RecurrentLocalization
 from stnbench.models.spatial_transformer import SpatialTransformer
 from stnbench.models.transformations import make_grid_generator
 
 DATASETS = ("mnist", "gtsrb")
-RECIPES = ("stn-paper-mnist", "moodstocks", "idsia", "idsia-mcdnn", "tutorial")
+RECIPES = ("stn-paper-mnist", "moodstocks", "idsia", "idsia-mcdnn", "tutorial", "rnn-spn")
 TOP_LEVEL_KEYS = (
     "name", "description", "source", "baseline", "datasets", "recipe", "preprocess", "committee",
-    "init", "layers",
+    "init", "sequence", "layers",
 )
 # Keys that describe a model without changing what it computes.
 DOCUMENTATION_KEYS = ("description", "source", "baseline")
@@ -40,7 +41,7 @@ LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "dropout": ("p",),
     "dropout2d": ("p",),
     "lcn": ("size", "kernel"),
-    "st": ("transform", "components", "grid_size", "output_size", "localization"),
+    "st": ("transform", "components", "grid_size", "output_size", "localization", "recurrent"),
 }
 # The shorthand `- type: value` sets this argument.
 SHORTHAND = {"maxpool": "kernel", "linear": "out", "dropout": "p", "dropout2d": "p", "lcn": "size"}
@@ -74,7 +75,7 @@ class Committee(nn.Module):
         self.columns = nn.ModuleList(columns)
 
     def forward(self, x: Tensor) -> Tensor:
-        log_probs = torch.stack([column(x).log_softmax(dim=1) for column in self.columns])
+        log_probs = torch.stack([column(x).log_softmax(dim=-1) for column in self.columns])
         return log_probs.logsumexp(dim=0) - math.log(len(self.columns))
 
 
@@ -98,7 +99,7 @@ def build_model(definition: Any, source: str, spec: InputSpec, overrides: dict) 
         raise StnbenchError(f"mean {list(spec.mean)}: expected {spec.in_channels} values")
     if spec.std is not None and len(spec.std) != spec.in_channels:
         raise StnbenchError(f"std {list(spec.std)}: expected {spec.in_channels} values")
-    builder = _Builder(source, spec, definition.get("preprocess") or [])
+    builder = _Builder(source, spec, definition.get("preprocess") or [], definition.get("sequence"))
     columns = definition.get("committee", {}).get("columns")
     if columns is None:
         body: nn.Module = builder.column(definition["layers"])
@@ -142,6 +143,11 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
         and init["uniform"] > 0
     ):
         raise StnbenchError(f"{source}: init must be {{uniform: a}} with a > 0, got {init!r}")
+    sequence = definition.get("sequence")
+    if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)
+                                 or sequence < 1):
+        raise StnbenchError(f"{source}: sequence {sequence!r} must be a positive number of "
+                            "positions (the length of the label sequence)")
     committee = definition.get("committee")
     if committee is not None and (not isinstance(committee, dict) or set(committee) != {"columns"}):
         raise StnbenchError(f"{source}: committee must be a mapping with the one key 'columns'")
@@ -226,10 +232,17 @@ def _shape_text(shape: Shape) -> str:
 
 
 class _Builder:
-    def __init__(self, source: str, spec: InputSpec, preprocess: list) -> None:
+    def __init__(
+        self, source: str, spec: InputSpec, preprocess: list, positions: int | None = None
+    ) -> None:
         self.source = source
         self.spec = spec
         self.preprocess = preprocess
+        # A sequence model's positions; the last layer's `classes` scores every position at
+        # once (one head each) until a recurrent transformer gives one glimpse per position.
+        self.positions = positions
+        self.heads = positions or 1
+        self.glimpses = False
 
     def column(self, entries: list) -> nn.Sequential:
         """The layers of one network; standardisation follows the spatial transformers that
@@ -237,6 +250,7 @@ class _Builder:
         shape: Shape = (self.spec.in_channels, self.spec.input_size, self.spec.input_size)
         modules: list[nn.Module] = []
         on_raw_input = True
+        self.heads, self.glimpses = self.positions or 1, False
         for index, entry in enumerate(entries):
             where = f"{self.source}: layers[{index}]"
             kind, args = _parse_entry(entry, where)
@@ -255,12 +269,14 @@ class _Builder:
                 on_raw_input = False
             new_modules, shape = self.layer(kind, args, shape, where, allow_classes=True)
             modules.extend(new_modules)
-        if shape != (self.spec.num_classes,):
+        if shape != (self.spec.num_classes * self.heads,):
             raise StnbenchError(
                 f"{self.source}: layers[{len(entries) - 1}]: the network ends with shape "
-                f"{_shape_text(shape)}, expected {self.spec.num_classes} class scores "
-                "(end with `- linear: classes`)"
+                f"{_shape_text(shape)}, expected {self.spec.num_classes * self.heads} class "
+                "scores (end with `- linear: classes`)"
             )
+        if self.positions is not None:
+            modules.append(Positions(self.positions, self.spec.num_classes))
         return nn.Sequential(*modules)
 
     def input_normalisation(self, shape: Shape) -> tuple[list[nn.Module], Shape]:
@@ -312,9 +328,30 @@ class _Builder:
                 raise StnbenchError(f"{entry_where}: a localization net cannot hold an st")
             new_modules, loc_shape = self.layer(kind, layer_args, loc_shape, entry_where)
             modules.extend(new_modules)
-        return SpatialTransformer(
-            nn.Sequential(*modules), math.prod(loc_shape), grid_generator, tuple(output_size)
-        )
+        net: nn.Module = nn.Sequential(*modules)
+        features = math.prod(loc_shape)
+        if "recurrent" in args:
+            net, features = self.recurrent(args["recurrent"], net, features, f"{where}.recurrent")
+        return SpatialTransformer(net, features, grid_generator, tuple(output_size))
+
+    def recurrent(
+        self, args: Any, features_net: nn.Module, features: int, where: str
+    ) -> tuple[RecurrentLocalization, int]:
+        """A recurrent cell over the localization features, one step (and glimpse) per
+        position of the model's ``sequence``."""
+        if self.positions is None:
+            raise StnbenchError(f"{where}: needs the model's `sequence` (its number of steps)")
+        if self.glimpses:
+            raise StnbenchError(f"{where}: a network takes one recurrent transformer")
+        if not (isinstance(args, dict) and set(args) == {"cell", "units"}
+                and args["cell"] in CELLS):
+            raise StnbenchError(
+                f"{where}: expected {{cell: {' or '.join(CELLS)}, units: N}}, got {args!r}"
+            )
+        units = _positive_int(args, "units", where)
+        self.heads, self.glimpses = 1, True
+        return RecurrentLocalization(features_net, features, args["cell"], units,
+                                     self.positions), units
 
     def layer(
         self, kind: str, args: dict, shape: Shape, where: str, allow_classes: bool = False
@@ -339,7 +376,7 @@ class _Builder:
         if kind == "linear":
             out = args.get("out")
             if out == CLASSES and allow_classes:
-                out = self.spec.num_classes
+                out = self.spec.num_classes * self.heads
             elif out == CLASSES:
                 raise StnbenchError(f"{where}.out: 'classes' is only for the network's last layer")
             out = _positive_int({"out": out}, "out", where)

@@ -22,11 +22,15 @@ class DatasetInput:
     channels: int
     sizes: tuple[int, ...]
     num_classes: int
+    # Canvases of its sequence tasks (stnbench.distortions.sequences), the only sizes that
+    # models with a `sequence` of outputs are built for.
+    sequence_sizes: tuple[int, ...] = ()
 
 
-# MNIST is 28 px, 42 px on the RTS canvas and 60 px cluttered; GTSRB is prepared at 32 or 48 px.
+# MNIST is 28 px, 42 px on the RTS canvas, 60 px cluttered and 100 px in sequences; GTSRB is
+# prepared at 32 or 48 px.
 DATASET_INPUTS = {
-    "mnist": DatasetInput(channels=1, sizes=(28, 42, 60), num_classes=10),
+    "mnist": DatasetInput(channels=1, sizes=(28, 42, 60), num_classes=10, sequence_sizes=(100,)),
     "gtsrb": DatasetInput(channels=3, sizes=(32, 48), num_classes=43),
 }
 
@@ -90,6 +94,14 @@ def model_info(name_or_path: str) -> dict:
         "source": " ".join(str(resolved.get("source", "")).split()),
         "definition": resolved,
     }
+
+
+def model_sizes(name_or_path: str, dataset: str) -> tuple[int, ...]:
+    """The image sizes a model is built for on ``dataset``: its sequence tasks' canvases for a
+    model with a `sequence` of outputs, else the data set's sizes."""
+    inputs = DATASET_INPUTS[dataset]
+    sequence = model_info(name_or_path)["definition"].get("sequence") is not None
+    return inputs.sequence_sizes if sequence else inputs.sizes
 
 
 def create_model(

@@ -13,6 +13,8 @@ class SpatialTransformer(nn.Module):
     ``localization`` maps the input to a feature vector of ``features`` values; a linear
     regressor, initialised with zero weights and the identity parameters as bias, turns it into
     the transformation parameters, so that an untrained transformer returns its input unchanged.
+    A localization net that returns k rows per image (a recurrent one, ``recurrent.py``) gets
+    k glimpses of that image, image-major: the output then has k times the input's rows.
     The output has the input's channels and ``output_size`` (height, width). Sampling is bilinear
     with zero padding, ``align_corners=False`` (see ``transformations``).
 
@@ -42,6 +44,8 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.localization(x).flatten(1)
+        if features.shape[0] != x.shape[0]:
+            x = x.repeat_interleave(features.shape[0] // x.shape[0], dim=0)
         with torch.autocast(x.device.type, enabled=False):
             params = self.regressor(_full_precision(features))
             grid = self.grid_generator(params, (x.shape[0], *self.output_size))

@@ -9,7 +9,13 @@ from tabulate import tabulate
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write_text
 from stnbench.models.flops import count_flops, count_parameters
-from stnbench.models.registry import DATASET_INPUTS, create_model, list_models, model_info
+from stnbench.models.registry import (
+    DATASET_INPUTS,
+    create_model,
+    list_models,
+    model_info,
+    model_sizes,
+)
 from stnbench.models.spatial_transformer import spatial_transformers
 
 COLUMNS = ("name", "dataset", "size", "params", "flops", "transformers")
@@ -20,10 +26,11 @@ def describe_model(name_or_path: str, dataset: str, size: int | None = None) -> 
     if dataset not in DATASET_INPUTS:
         raise StnbenchError(f"--dataset {dataset!r}: expected one of {', '.join(DATASET_INPUTS)}")
     geometry = DATASET_INPUTS[dataset]
-    size = geometry.sizes[0] if size is None else size
-    if size not in geometry.sizes:
-        sizes = ", ".join(map(str, geometry.sizes))
-        raise StnbenchError(f"--size {size}: {dataset} images come in {sizes} px")
+    allowed = model_sizes(name_or_path, dataset)
+    size = allowed[0] if size is None else size
+    if size not in allowed:
+        sizes = ", ".join(map(str, allowed))
+        raise StnbenchError(f"--size {size}: {dataset} images for this model come in {sizes} px")
     model = create_model(name_or_path, in_channels=geometry.channels, input_size=size,
                          num_classes=geometry.num_classes)
     return {
@@ -42,7 +49,7 @@ def describe_zoo() -> list[dict]:
         describe_model(name, dataset, size)
         for name in list_models()
         for dataset in model_info(name)["datasets"]
-        for size in DATASET_INPUTS[dataset].sizes
+        for size in model_sizes(name, dataset)
     ]
 
 

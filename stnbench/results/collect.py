@@ -38,6 +38,7 @@ RUN_COLUMNS = (
     "model_definition_current",
     "test_accuracy",
     "val_accuracy",
+    "test_element_error",
     "params",
     "flops",
     "train_images_per_s",
@@ -114,6 +115,7 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
         "model_definition_current": _model_definition_current(record),
         "test_accuracy": record.test_accuracy,
         "val_accuracy": record.val_accuracy,
+        "test_element_error": record.test_element_error,
         "params": record.params,
         "flops": record.flops,
         "train_images_per_s": record.train_images_per_s,
@@ -204,20 +206,23 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
                  **{name: getattr(epoch, name) for name in HISTORY_COLUMNS[len(RUN_KEY):]}}
             )
     runs = pd.DataFrame(records, columns=list(RUN_COLUMNS))
-    for column in ("test_accuracy", "val_accuracy", "params", "flops", "train_images_per_s"):
+    for column in ("test_accuracy", "val_accuracy", "test_element_error", "params", "flops",
+                   "train_images_per_s"):
         runs[column] = pd.to_numeric(runs[column])
     return runs, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), tuple(duplicates)
 
 
 def load_correct(run_dir: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(correct, label) per image of a run's ``split``, in split order, from its
-    predictions.npz."""
+    predictions.npz; ``correct`` is one bool per image, also for label sequences."""
     path = Path(run_dir) / PREDICTIONS_NAME
     splits = read_predictions(path)
     if split not in splits:
         raise StnbenchError(f"{path}: no {split} predictions")
     predictions = splits[split]
-    return predictions.predicted == predictions.label, predictions.label
+    correct = predictions.predicted == predictions.label
+    # A label sequence ([N, positions]) is right only if every position is.
+    return correct.reshape(len(correct), -1).all(axis=1), predictions.label
 
 
 BENCH_COLUMNS = ("model", "dataset", "input_size", "device", "device_type", "precision",

@@ -49,6 +49,19 @@ GTSRB_PAPER = Source(
     "https://doi.org/10.1016/j.neunet.2012.02.016",
 )
 
+RNN_SPN_PAPER = Source(
+    "rnn-spn-paper",
+    "Sønderby, Sønderby, Maaløe, Winther, Recurrent Spatial Transformer Networks, 2015, abstract",
+    "https://arxiv.org/abs/1509.05329",
+)
+# Single digit test error % on cluttered MNIST sequences, per (our model name): the paper's
+# name and figure. The paper's CNN is not in its public code; `seq-cnn` is this suite's own.
+SEQUENCE_DIGIT_ERROR = {
+    "seq-cnn": ("CNN", 2.9),
+    "ffn-spn": ("CNN with SPN layers (FFN-SPN)", 2.0),
+    "rnn-spn": ("RNN-SPN", 1.5),
+}
+
 STN_TABLE1_DISTORTIONS = ("R", "RTS", "P", "E", "cluttered")
 
 # Test error % per (our model name, distortion). The paper's cluttered figures name ST-FCN and

@@ -25,6 +25,7 @@ from stnbench.results.notes import (
     significance_marks,
     test_set_notes,
 )
+from stnbench.results.sequences import sequences_table
 from stnbench.results.stats import WILCOXON_MIN_PAIRS, summarize_cells
 from stnbench.results.table_format import (
     Table,
@@ -427,6 +428,7 @@ def build_tables(results: Results, notes: Sequence[str] = ()) -> list[Table]:
         cost_table(results),
         significance_table(results, _significance_rows(comparisons, val_comparisons)),
         committee_table(results),
+        sequences_table(results, comparisons),
     ]
     for table in tables:
         table.notes += [*notes, *older_definition_notes(results.runs)]

@@ -20,6 +20,7 @@ from torch import nn
 from stnbench.datasets import DatasetTensors, load_dataset
 from stnbench.distortions import PAPER_FAMILIES, cached_distorted_split, get_distortion
 from stnbench.distortions.functional import pad_to_canvas
+from stnbench.distortions.sequences import is_sequence_task
 from stnbench.engine.checkpoint import CHECKPOINT_NAME, selected_weights
 from stnbench.engine.evolution import EVOLUTION_NAME
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
@@ -131,6 +132,10 @@ def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
     if record.status != "ok":
         raise StnbenchError(f"{run_dir / METRICS_NAME}: run {record.status}, "
                             "no trained model to draw")
+    if is_sequence_task(record.distortion):
+        raise StnbenchError(f"{run_dir / METRICS_NAME}: a run on the sequence task "
+                            f"{record.distortion!r}; its several glimpses per image are not "
+                            "drawn yet")
     weights = selected_weights(run_dir / CHECKPOINT_NAME)
     config = record.config
     data_dir = resolve_data_dir(data_dir if data_dir is not None else config["data_dir"])

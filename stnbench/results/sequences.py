@@ -1,0 +1,73 @@
+"""The sequence table: cluttered MNIST sequences, ours beside the recurrent ST paper's figures."""
+
+import math
+
+import pandas as pd
+
+from stnbench.distortions.sequences import TASKS
+from stnbench.results import published
+from stnbench.results.collect import CELL, CONDITION, Results
+from stnbench.results.notes import (
+    COUNTING_NOTE,
+    NO_RUNS,
+    SIGNIFICANCE_NOTE,
+    scale_notes,
+    scales,
+    section_heading,
+    significance_marks,
+    test_set_notes,
+)
+from stnbench.results.stats import summarize_cells
+from stnbench.results.table_format import Table, format_cell, format_number
+
+
+def sequences_table(results: Results, comparisons: pd.DataFrame) -> Table:
+    """Per model and scale: sequence error (a sequence wrong if any digit is) and digit error
+    over seeds, the paper's digit error and the difference."""
+    source = published.RNN_SPN_PAPER
+    table = Table(
+        "sequences",
+        "Cluttered MNIST sequences: test error % (recurrent spatial transformer paper)",
+        notes=[
+            f"paper: published single digit errors, {source.citation} <{source.url}>; the "
+            "paper's CNN is not in its public code, so seq-cnn is this suite's stand-in "
+            "(docs/sequences.md).",
+            "ours: sequence error % (a sequence is wrong if any digit is) and digit error % "
+            "over seeds; Δ = our digit error - the paper's, in percentage points.",
+        ],
+    )
+    runs = results.runs[results.runs["distortion"].isin(list(TASKS))]
+    if runs.empty:
+        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
+    table.notes += [*scale_notes(runs), *test_set_notes(runs), COUNTING_NOTE, SIGNIFICANCE_NOTE]
+    models = [*published.SEQUENCE_DIGIT_ERROR,
+              *sorted(set(runs["model"]) - set(published.SEQUENCE_DIGIT_ERROR))]
+    marks = significance_marks(comparisons)
+    data = []
+    for scale in scales(runs):
+        at_scale = runs[runs["scale"] == scale].assign(
+            test_error=lambda frame: 1 - frame["test_accuracy"]
+        )
+        sequence = summarize_cells(at_scale, CELL, CONDITION, value="test_error")
+        digit = summarize_cells(at_scale, CELL, CONDITION, value="test_element_error")
+        rows = []
+        for model in models:
+            label, paper = published.SEQUENCE_DIGIT_ERROR.get(model, ("—", math.nan))
+            ours = sequence[sequence["model"] == model]
+            ours_digit = digit[digit["model"] == model]
+            mark = "" if ours.empty else marks.get(tuple(ours.iloc[0][CELL]), "")
+            digit_mean = math.nan if ours_digit.empty else 100 * ours_digit.iloc[0]["mean"]
+            rows.append({
+                "scale": scale, "model": model, "paper name": label,
+                "sequence error %": "—" if ours.empty else format_cell(ours.iloc[0]) + mark,
+                "digit error %": "—" if ours_digit.empty else format_cell(ours_digit.iloc[0]),
+                "paper digit error %": format_number(paper, 1),
+                "Δ pp": "—" if math.isnan(digit_mean - paper) else f"{digit_mean - paper:+.2f}",
+            })
+            data.append({"scale": scale, "model": model, "paper_digit_error_pct": paper,
+                         "sequence_error_mean": math.nan if ours.empty else ours.iloc[0]["mean"],
+                         "digit_error_mean": digit_mean / 100})
+        display = pd.DataFrame(rows).drop(columns="scale")
+        table.sections.append((section_heading(scale, at_scale), display))
+    table.data = pd.DataFrame(data)
+    return table

@@ -1,0 +1,341 @@
+"""Cluttered MNIST sequences, the sequence models and their scores, on real MNIST."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from stnbench.bench import input_shape_of, model_cost
+from stnbench.cli import main
+from stnbench.datasets import DatasetTensors, Split
+from stnbench.distortions import run_input_size
+from stnbench.distortions.gallery import PIXELS_PER_PIXEL, draw_gallery
+from stnbench.distortions.sequences import (
+    TASKS,
+    cached_sequence_split,
+    make_sequences,
+)
+from stnbench.engine import targets
+from stnbench.engine.evaluate import evaluate
+from stnbench.engine.loop import train_epoch
+from stnbench.engine.predictions import read_predictions
+from stnbench.engine.record import read_record, validate_record
+from stnbench.engine.spec import resolve_spec
+from stnbench.errors import StnbenchError
+from stnbench.models import create_model, spatial_transformers
+from stnbench.results.collect import collect, load_correct
+from stnbench.results.compare import compare_with_baselines
+from stnbench.results.sequences import sequences_table
+from stnbench.results.viz import load_run
+
+TASK = TASKS["sequence"]
+SIZE = 28
+
+
+def windows(image: torch.Tensor) -> torch.Tensor:
+    """[positions, 28, 28]: every 28x28 window of a [1, H, W] image, row-major by corner."""
+    return image[0].unfold(0, SIZE, 1).unfold(1, SIZE, 1).reshape(-1, SIZE, SIZE)
+
+
+def corner(index: int, canvas: int) -> tuple[int, int]:
+    return divmod(index, canvas - SIZE + 1)
+
+
+def one_per_class(split: Split) -> Split:
+    """The first image of each digit, labelled by its digit: a split whose every image names
+    its class, so that a sequence's digits can be looked up by their pixels."""
+    first = [int(torch.nonzero(split.labels == digit)[0]) for digit in range(10)]
+    return Split(images=split.images[first], labels=split.labels[first])
+
+
+def test_same_seed_same_bytes_other_seed_other_sequences(mnist: DatasetTensors) -> None:
+    first = make_sequences(mnist.test, TASK, 300, seed=5)
+    again = make_sequences(mnist.test, TASK, 300, seed=5)
+    other = make_sequences(mnist.test, TASK, 300, seed=6)
+    assert first.images.shape == (300, 1, 100, 100) and first.images.dtype == torch.uint8
+    assert first.labels.shape == (300, 3) and first.labels.dtype == torch.int64
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    assert not torch.equal(first.images, other.images)
+
+
+def test_each_label_is_the_digit_placed_at_its_position_left_to_right(
+    mnist: DatasetTensors,
+) -> None:
+    """Without distractors every digit appears whole, pixel for pixel, side by side 28 px
+    apart, in the order of its label; with them, every digit is still there under the
+    clutter (the clutter only adds ink) and ink lies outside the three digits."""
+    digits = one_per_class(mnist.test)
+    bare_task = dataclasses.replace(TASK, distractors=0)
+    bare = make_sequences(digits, bare_task, 40, seed=1)
+    cluttered = make_sequences(digits, TASK, 40, seed=1)
+    assert torch.equal(bare.labels, cluttered.labels)
+    slopes = set()
+    for index in range(40):
+        bare_windows = windows(bare.images[index])
+        cluttered_windows = windows(cluttered.images[index])
+        found = []
+        for label in bare.labels[index].tolist():
+            exact = (bare_windows == digits.images[label, 0]).flatten(1).all(dim=1)
+            found.append({corner(int(i), 100) for i in torch.nonzero(exact).flatten()})
+        # The row's first digit starts at some left edge; the others follow it 28 px apart.
+        rows = [
+            [next((c for c in found[p] if c[1] == left + p * SIZE), None) for p in range(3)]
+            for _, left in found[0]
+        ]
+        corners = next(row for row in rows if None not in row)
+        covered = torch.zeros(100, 100, dtype=torch.bool)
+        for (top, left), label in zip(corners, bare.labels[index].tolist(), strict=True):
+            covered[top : top + SIZE, left : left + SIZE] = True
+            template = digits.images[label, 0]
+            assert (cluttered_windows[top * (100 - SIZE + 1) + left] >= template).all()
+        assert 0 <= corners[0][1] < 2 * ((100 - 3 * SIZE) // 2)
+        slopes.add(corners[1][0] - corners[0][0])
+        assert (bare.images[index, 0][~covered] == 0).all()
+    assert len(slopes) > 3  # rows run at several slopes
+    outside = cluttered.images[:, 0] > bare.images[:, 0]
+    assert outside.any(dim=(1, 2)).float().mean() > 0.9  # nearly every canvas has clutter
+
+
+def test_each_split_is_made_of_its_own_mnist_split(mnist: DatasetTensors, tmp_path: Path) -> None:
+    bare_task = dataclasses.replace(TASK, distractors=0)
+    sequences = cached_sequence_split(mnist, "test", bare_task, 0, tmp_path, limit=20)
+    test_digits = {image.numpy().tobytes() for image in mnist.test.images[:, 0]}
+    train_digits = {image.numpy().tobytes() for image in mnist.train.images[:, 0]}
+    for image in sequences.images:
+        ink = windows(image)
+        found = [w for w in ink if w.numpy().tobytes() in test_digits]
+        assert len(found) >= 3
+        assert not any(w.numpy().tobytes() in train_digits for w in found)
+    assert sequences.labels.shape == (20, 3)
+
+
+def test_cached_split_reads_back_the_same_bytes_and_limits_are_their_own_sets(
+    mnist: DatasetTensors, tmp_path: Path
+) -> None:
+    written = cached_sequence_split(mnist, "val", TASK, 3, tmp_path, limit=50)
+    files = list((tmp_path / "sequences" / "mnist").rglob("*.pt"))
+    assert len(files) == 1
+    read = cached_sequence_split(mnist, "val", TASK, 3, tmp_path, limit=50)
+    assert torch.equal(written.images, read.images) and torch.equal(written.labels, read.labels)
+    # Validation and test draw from different streams even with the same seed.
+    test = cached_sequence_split(mnist, "test", TASK, 3, tmp_path, limit=50)
+    assert not torch.equal(written.images, test.images)
+    with pytest.raises(StnbenchError, match="split 'bogus'"):
+        cached_sequence_split(mnist, "bogus", TASK, 3, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["rnn-spn", "ffn-spn", "seq-cnn"])
+def test_sequence_models_score_every_position(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=1, input_size=100, num_classes=10)
+    assert model(torch.rand(4, 1, 100, 100)).shape == (4, 3, 10)
+
+
+def test_recurrent_transformer_takes_one_glimpse_per_step() -> None:
+    torch.manual_seed(0)
+    model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10)
+    (transformer,) = spatial_transformers(model)
+    images = torch.rand(2, 1, 100, 100)
+    glimpses = transformer(images)
+    assert glimpses.shape == (6, 1, 33, 33)
+    assert transformer.last_params.shape == (6, 6)
+    # Untrained, every step is the identity: each glimpse is its own image, down-sampled.
+    expected = F.interpolate(images, size=33, mode="bilinear", align_corners=False,
+                             antialias=False)
+    for step in range(3):
+        torch.testing.assert_close(glimpses[step::3], glimpses[0::3])
+    assert (glimpses[0::3] - expected).abs().mean() < 0.05
+    # The steps differ once the regressor reads the recurrent state.
+    torch.nn.init.normal_(transformer.regressor.weight, std=0.1)
+    moved = transformer(images).view(2, 3, 1, 33, 33)
+    assert not torch.allclose(moved[:, 0], moved[:, 1])
+
+
+def test_a_variant_is_a_yaml_file(tmp_path: Path) -> None:
+    definition = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "stnbench/models/definitions/rnn-spn.yaml")
+        .read_text()
+    )
+    st = definition["layers"][0]["st"]
+    st["recurrent"] = {"cell": "lstm", "units": 32}
+    st["transform"] = "similarity"
+    definition["sequence"] = 5
+    path = tmp_path / "rnn-lstm-5.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    model = create_model(str(path), in_channels=1, input_size=100, num_classes=10)
+    assert model(torch.rand(2, 1, 100, 100)).shape == (2, 5, 10)
+    assert spatial_transformers(model)[0].last_params.shape == (10, 4)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("sequence"), r"needs the model's `sequence`"),
+        (lambda d: d.update(sequence=0), r"sequence 0 must be a positive number"),
+        (lambda d: d["layers"][0]["st"].update(recurrent={"cell": "rnn", "units": 8}),
+         r"expected \{cell: gru or lstm, units: N\}"),
+        (lambda d: d["layers"].insert(1, d["layers"][0]), r"one recurrent transformer"),
+    ],
+)
+def test_malformed_sequence_models_are_named(tmp_path: Path, change, message: str) -> None:
+    definition = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "stnbench/models/definitions/rnn-spn.yaml")
+        .read_text()
+    )
+    definition["layers"][0]["st"]["output_size"] = 100
+    change(definition)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    with pytest.raises(StnbenchError, match=message):
+        create_model(str(path), in_channels=1, input_size=100, num_classes=10)
+
+
+def test_sequence_models_and_tasks_go_together() -> None:
+    base = {"dataset": "mnist", "seed": 0, "device": "cpu"}
+    spec = resolve_spec({**base, "distortion": "sequence", "model": "rnn-spn"})
+    assert (spec.severity, spec.optimizer, spec.batch_size, spec.max_grad_norm) == (
+        1.0, "rmsprop", 100, 5.0
+    )
+    assert run_input_size(dataclasses.asdict(spec)) == 100
+    with pytest.raises(StnbenchError, match="train it on a sequence task"):
+        resolve_spec({**base, "distortion": "none", "model": "rnn-spn"})
+    with pytest.raises(StnbenchError, match="needs a model with `sequence`"):
+        resolve_spec({**base, "distortion": "sequence", "model": "cnn"})
+    with pytest.raises(StnbenchError, match="takes no severity"):
+        resolve_spec({**base, "distortion": "sequence", "model": "rnn-spn", "severity": 0.5})
+
+
+def test_a_model_scores_as_many_positions_as_the_task_has_digits(tmp_path: Path) -> None:
+    definition = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "stnbench/models/definitions/seq-cnn.yaml")
+        .read_text()
+    )
+    definition["sequence"] = 4
+    path = tmp_path / "four.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    with pytest.raises(StnbenchError, match=r"scores 4 positions, but .* has 3 digits"):
+        resolve_spec({"dataset": "mnist", "seed": 0, "device": "cpu", "distortion": "sequence",
+                      "model": str(path)})
+
+
+def test_sequence_scores_on_a_hand_made_case() -> None:
+    labels = torch.tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9], [0, 0, 0]])
+    predicted = torch.tensor([[1, 2, 3], [4, 0, 6], [7, 8, 0], [1, 1, 0]])
+    assert targets.all_right(predicted, labels).tolist() == [True, False, False, False]
+    assert targets.position_errors(predicted, labels) == [0.25, 0.5, 0.25]
+    assert targets.element_error(predicted, labels) == 4 / 12
+    logits = torch.randn(4, 3, 10)
+    per_position = [F.cross_entropy(logits[:, p], labels[:, p]) for p in range(3)]
+    torch.testing.assert_close(targets.loss(logits, labels), sum(per_position))
+    torch.testing.assert_close(targets.loss(logits, labels, "sum"), 4 * sum(per_position))
+    assert torch.equal(targets.predict(F.one_hot(predicted, 10).float()), predicted)
+    # One label per image: plain cross-entropy, as before.
+    flat = torch.randn(5, 10)
+    flat_labels = torch.arange(5)
+    assert torch.equal(targets.loss(flat, flat_labels), F.cross_entropy(flat, flat_labels))
+
+
+class ReadsItsPixel(torch.nn.Module):
+    """Image n (every pixel n, as uint8) predicts the digits (n, n, 0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = (x[:, 0, 0, 0] * 255).round().long()
+        return F.one_hot(torch.stack([n, n, n * 0], dim=1), 10).float() * 10
+
+
+def test_evaluate_counts_a_sequence_right_only_if_every_digit_is() -> None:
+    images = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 1, 2, 2).contiguous()
+    labels = torch.tensor([[0, 0, 0], [1, 1, 0], [2, 2, 1], [3, 0, 0]])
+    model = ReadsItsPixel()
+    result = evaluate(model, Split(images, labels), device=torch.device("cpu"), batch_size=3,
+                      precision="fp32", channels_last=False)
+    assert result.accuracy == 0.5
+    assert result.predicted.shape == (4, 3) and result.probabilities.shape == (4, 3, 10)
+
+
+def test_short_training_lowers_the_loss(mnist: DatasetTensors) -> None:
+    """Memorising 64 sequences: a few dozen steps take the recurrent transformer well below
+    chance (3 ln 10 = 6.91)."""
+    train = make_sequences(mnist.train, TASK, 64, seed=0)
+    torch.manual_seed(0)
+    model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10,
+                         mean=mnist.mean, std=mnist.std)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-6)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    losses = [
+        train_epoch(model, optimizer, scheduler, train, distortion=None, seed=0, epoch=epoch,
+                    batch_size=16, precision="fp32", channels_last=False, max_grad_norm=5.0)
+        ["train_loss"]
+        for epoch in range(1, 11)
+    ]
+    assert losses[-1] < losses[0] - 0.3, losses
+
+
+def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, data_dir: Path,
+                                                      tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"limit_train": 200, "limit_eval": 100, "threads": 1,
+                                    "schedule": {"type": "constant"}}))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--distortion", "sequence", "--model", "seq-cnn",
+                 "--seed", "0", "--epochs", "1", "--out", str(out), "--data-dir", str(data_dir),
+                 "--device", "cpu", "--spec", str(spec)]) == 0
+    record = read_record(out / "metrics.json")
+    assert record.status == "ok" and record.test_set.size == 100
+    assert len(record.test_position_error) == 3
+    assert record.test_element_error is not None
+    assert record.test_element_error <= record.test_error
+    assert sum(map(sum, record.confusion_matrix)) == 300  # every digit counted once
+    predictions = read_predictions(out / "predictions.npz")["test"]
+    assert predictions.predicted.shape == (100, 3)
+    assert predictions.probabilities.shape == (100, 3, 10)
+    errors = (predictions.predicted != predictions.label).mean(axis=0)
+    np.testing.assert_allclose(errors, record.test_position_error)
+    # Paired tests see one verdict per sequence: right only if every digit is.
+    correct, _ = load_correct(out)
+    assert correct.shape == (100,) and correct.mean() == record.test_accuracy
+    # The sequence table puts the run beside the paper's digit error.
+    results = collect(tmp_path)
+    assert results.runs["test_element_error"].tolist() == [record.test_element_error]
+    (_, display), = sequences_table(results, compare_with_baselines(results.runs, "test")).sections
+    row = display.set_index("model").loc["seq-cnn"]
+    assert row["paper digit error %"] == "2.9"
+    assert row["digit error %"].startswith(f"{100 * record.test_element_error:.2f} (n=1)")
+    assert row["Δ pp"] == f"{100 * record.test_element_error - 2.9:+.2f}"
+    assert display.set_index("model").loc["rnn-spn", "sequence error %"] == "—"
+    with pytest.raises(StnbenchError, match="glimpses per image are not drawn yet"):
+        load_run(out)
+    assert "test_element_error" in json.loads((out / "metrics.json").read_text())
+    # A single-label record leaves the sequence fields out, as records always did.
+    single = dataclasses.replace(record, test_position_error=None, test_element_error=None)
+    data = single.to_json()
+    assert not {"test_position_error", "test_element_error"} & set(data)
+    validate_record(data, "single-label record")
+
+
+def test_gallery_draws_a_row_of_sequences(mnist: DatasetTensors, tmp_path: Path) -> None:
+    out = tmp_path / "gallery.png"
+    draw_gallery(mnist, ["none", "sequence"], [1.0], out, samples=3)
+    height, width = plt.imread(out).shape[:2]
+    # Rows of 28 and 100 px at PIXELS_PER_PIXEL screen pixels each, three 100 px canvases wide.
+    assert height >= (28 + 100) * PIXELS_PER_PIXEL
+    assert width >= 3 * 100 * PIXELS_PER_PIXEL
+
+
+def test_sequence_models_are_benched_on_their_canvas() -> None:
+    # The workflow benches each model at its data set's size; a sequence model reads the
+    # task's canvas whatever the size of the digits.
+    assert input_shape_of("mnist", 28, "rnn-spn") == (1, 100, 100)
+    assert input_shape_of("mnist", None, "ffn-spn") == (1, 100, 100)
+    assert input_shape_of("mnist", 28, "cnn") == (1, 28, 28)
+    with pytest.raises(StnbenchError, match="--size 50"):
+        input_shape_of("mnist", 50, "rnn-spn")
+    model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10)
+    cost = model_cost(model, (1, 100, 100), 10)
+    assert cost["train_flops_per_image"] > cost["flops_per_image"] > 0
