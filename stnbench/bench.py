@@ -22,9 +22,10 @@ from torch import nn
 from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
-from stnbench import provenance
+from stnbench import dataset_registry, provenance
+from stnbench.dataset_registry import DATASETS
 from stnbench.errors import StnbenchError
-from stnbench.models import DATASET_INPUTS, count_flops, count_parameters, create_model, model_info
+from stnbench.models import count_flops, count_parameters, create_model, model_info
 from stnbench.models.flops import ST_FLOP_FORMULAS
 from stnbench.schemas import load_schema, validate
 
@@ -69,19 +70,6 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     if len(set(sizes)) != len(sizes):
         raise StnbenchError(f"--batch-sizes {text!r}: a batch size is repeated")
     return sizes
-
-
-def input_shape_of(dataset: str, size: int | None = None) -> tuple[int, int, int]:
-    """[C, H, W] of ``dataset``'s images at ``size`` px (default: the dataset's own size)."""
-    if dataset not in DATASET_INPUTS:
-        raise StnbenchError(f"--dataset {dataset!r}: expected one of {', '.join(DATASET_INPUTS)}")
-    geometry = DATASET_INPUTS[dataset]
-    if size is None:
-        size = geometry.sizes[0]
-    elif size not in geometry.sizes:
-        sizes = ", ".join(map(str, geometry.sizes))
-        raise StnbenchError(f"--size {size}: {dataset} images come in {sizes} px")
-    return (geometry.channels, size, size)
 
 
 class _PeakRss(AbstractContextManager):
@@ -293,13 +281,13 @@ def run_bench(
     model_name: str, dataset: str, *, size: int | None = None, settings: BenchSettings
 ) -> dict[str, Any]:
     """Benchmark a zoo model (or a model YAML) on random inputs of ``dataset``'s geometry."""
-    input_shape = input_shape_of(dataset, size)
+    input_shape = dataset_registry.input_shape(dataset, size)
     meant_for = model_info(model_name)["datasets"]
     if dataset not in meant_for:
         raise StnbenchError(
             f"--model {model_name}: meant for {', '.join(meant_for)}, not {dataset}"
         )
-    num_classes = DATASET_INPUTS[dataset].num_classes
+    num_classes = DATASETS[dataset].num_classes
     model = create_model(
         model_name, in_channels=input_shape[0], input_size=input_shape[1], num_classes=num_classes
     )

@@ -23,10 +23,11 @@ import pandas as pd
 import yaml
 from snakemake.utils import Paramspace
 
+from stnbench.dataset_registry import get_dataset
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write_text
 from stnbench.paths import ARCHIVES_ENV, resolve_archives, resolve_data_dir
-from stnbench.preparation import NATIVE_SIZE, ORIGINAL_CONTRAST, Prep
+from stnbench.preparation import ORIGINAL_CONTRAST, Prep
 
 CELL_KEYS = ("dataset", "prep", "distortion", "severity", "model", "seed")
 BENCH_KEYS = ("dataset", "size", "model")
@@ -203,19 +204,12 @@ def _seeds(value: int | list[int]) -> list[int]:
     return list(range(value)) if isinstance(value, int) else list(value)
 
 
-def _prep(experiment: Mapping[str, Any]) -> Prep:
-    dataset = experiment["dataset"]
-    if dataset == "mnist":
-        if (experiment["size"] not in (None, NATIVE_SIZE["mnist"]) or experiment["roi_crop"]
-                or experiment["contrast"] != ORIGINAL_CONTRAST):
-            raise StnbenchError(
-                "config: `size`, `roi_crop` and `contrast` apply to GTSRB experiments only"
-            )
-        return Prep("mnist", NATIVE_SIZE["mnist"], False)
-    return Prep(
-        dataset, experiment["size"] or NATIVE_SIZE[dataset], experiment["roi_crop"],
-        experiment["contrast"],
-    )
+def _prep(name: str, experiment: Mapping[str, Any]) -> Prep:
+    dataset = get_dataset(experiment["dataset"])
+    try:
+        return dataset.prep(experiment["size"], experiment["roi_crop"], experiment["contrast"])
+    except StnbenchError as error:
+        raise StnbenchError(f"config: experiments.{name}: {error}") from None
 
 
 def _members(experiments: Mapping[str, Any], variants: Mapping[str, dict]) -> dict[str, dict]:
@@ -250,7 +244,7 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
     rows: dict[tuple, dict] = {}
     preps: dict[str, Prep] = {}
     for name, experiment in experiments.items():
-        prep = _prep(experiment)
+        prep = _prep(name, experiment)
         preps[prep.id] = prep
         gtsrb_options = {"size": prep.size, "roi_crop": prep.roi_crop}
         if prep.contrast != ORIGINAL_CONTRAST:  # absent otherwise, as in the specs written before

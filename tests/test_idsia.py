@@ -177,7 +177,7 @@ def test_an_experiment_names_its_contrast(gtsrb_subset: Path, tmp_path: Path) ->
                 "models": ["cnn"]}
     config = {**config, "experiments": {"a": on_mnist}}
     validate(config, str(SCHEMA))
-    with pytest.raises(StnbenchError, match="`contrast` apply to GTSRB experiments only"):
+    with pytest.raises(StnbenchError, match=r"experiments\.a: contrast 'adapthisteq': MNIST"):
         build_grid(config)
 
 

@@ -12,10 +12,10 @@ import yaml
 from torch import nn
 
 from stnbench.cli import main
+from stnbench.dataset_registry import DATASETS
 from stnbench.datasets import DatasetTensors
 from stnbench.errors import StnbenchError
 from stnbench.models import (
-    DATASET_INPUTS,
     count_flops,
     count_parameters,
     create_model,
@@ -71,7 +71,7 @@ def test_the_zoo_has_every_named_model_and_each_file_is_named_after_it():
         assert info["name"] == name
         assert info["recipe"] in RECIPES
         assert info["description"] and info["source"]
-        assert set(info["datasets"]) <= set(DATASET_INPUTS)
+        assert set(info["datasets"]) <= set(DATASETS)
         raw = yaml.safe_load((DEFINITIONS_DIR / f"{name}.yaml").read_text())
         assert info["definition"] == raw
 
@@ -80,7 +80,7 @@ ZOO_CASES = [
     (name, dataset, size)
     for name in sorted(ZOO)
     for dataset in model_info(name)["datasets"]
-    for size in DATASET_INPUTS[dataset].sizes
+    for size in DATASETS[dataset].input_sizes
 ]
 
 

@@ -2,7 +2,6 @@
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -13,22 +12,6 @@ from stnbench.errors import StnbenchError
 from stnbench.models.builder import InputSpec, build_model, resolve_definition
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
-
-
-@dataclass(frozen=True)
-class DatasetInput:
-    """What a data set feeds its models: channels, the image sizes it comes in, classes."""
-
-    channels: int
-    sizes: tuple[int, ...]
-    num_classes: int
-
-
-# MNIST is 28 px, 42 px on the RTS canvas and 60 px cluttered; GTSRB is prepared at 32 or 48 px.
-DATASET_INPUTS = {
-    "mnist": DatasetInput(channels=1, sizes=(28, 42, 60), num_classes=10),
-    "gtsrb": DatasetInput(channels=3, sizes=(32, 48), num_classes=43),
-}
 
 
 def list_models() -> list[str]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stnbench.preparation import NATIVE_SIZE, ORIGINAL_CONTRAST
+from stnbench.dataset_registry import GTSRB, MNIST
+from stnbench.preparation import ORIGINAL_CONTRAST
 from stnbench.results import published
 from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
 from stnbench.results.committee import committee_table
@@ -39,8 +40,8 @@ SPLIT_NAMES = {"test": "test", "val": "validation"}
 # Listed in the data set's own preparation even before they run; IDSIA's committee has a table
 # of its own (committee.py), assembled from trained columns.
 GTSRB_MODELS = ("moodstocks-2st", "moodstocks-1st", "moodstocks-nost")
-GTSRB_PREPARATION = f"{NATIVE_SIZE['gtsrb']}px"
-MNIST_PREPARATION = f"{NATIVE_SIZE['mnist']}px"
+GTSRB_PREPARATION = GTSRB.native().label
+MNIST_PREPARATION = MNIST.native().label
 # ---------------------------------------------------------------- table 1: GTSRB
 
 
