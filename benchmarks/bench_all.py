@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stnbench.bench_file import bench_file_name
 from stnbench.dataset_registry import DATASETS
 from stnbench.models import list_models, model_info
 
@@ -69,7 +70,7 @@ def main() -> int:
     stnbench = Path(sys.executable).with_name("stnbench")
     for job in jobs():
         name, dataset, size = job[1], job[3], job[5]
-        out = args.out / f"{name}-{dataset}-{size}.json"
+        out = args.out / bench_file_name(name, dataset, int(size))
         if out.exists():
             print(f"kept {out}", flush=True)
             continue

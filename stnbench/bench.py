@@ -23,13 +23,12 @@ from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from stnbench import dataset_registry, provenance
+from stnbench.bench_file import SCHEMA_VERSION
 from stnbench.dataset_registry import DATASETS
 from stnbench.errors import StnbenchError
 from stnbench.models import count_flops, count_parameters, create_model, model_info
 from stnbench.models.flops import ST_FLOP_FORMULAS
-from stnbench.schemas import load_schema, validate
 
-SCHEMA_VERSION = 1
 DEFAULT_BATCH_SIZES = (1, 64, 256)
 DEFAULT_REPEATS = 10
 # Shortest total timed time per measurement: cheap steps are timed in many blocks.
@@ -356,44 +355,3 @@ def bench_report(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "results": results,
     }
-
-
-def bench_schema() -> dict[str, Any]:
-    return load_schema("stnbench", "bench_schema.json")
-
-
-def validate_bench(report: dict[str, Any]) -> None:
-    """Raise StnbenchError naming the first field that does not follow the bench schema."""
-    validate(report, bench_schema(), "bench JSON")
-
-
-def describe(report: dict[str, Any]) -> str:
-    """A short human-readable table of a report (the JSON holds everything)."""
-    from tabulate import tabulate
-
-    rows = [
-        [
-            row["batch_size"],
-            f"{row['inference']['images_per_s']['median']:.1f}",
-            _median_iqr_ms(row["inference"]["latency_s"]),
-            f"{row['train_step']['images_per_s']['median']:.1f}",
-            _median_iqr_ms(row["train_step"]["latency_s"]),
-            f"{row['train_step']['peak_memory_bytes'] / 2**20:.0f}",
-        ]
-        for row in report["results"]
-    ]
-    headers = [
-        "batch", "infer img/s", "infer ms (IQR)", "train img/s", "train ms (IQR)",
-        "train peak MiB",
-    ]
-    title = (
-        f"{report['model']} on {report['dataset']} {report['input_shape']}: "
-        f"{report['params']:,} params, {report['flops_per_image'] / 1e6:.1f} MFLOPs/image, "
-        f"{report['device']} ({report['precision']}, {report['threads']} threads)"
-    )
-    return title + "\n" + tabulate(rows, headers=headers)
-
-
-
-def _median_iqr_ms(latency: dict[str, Any]) -> str:
-    return f"{latency['median'] * 1e3:.2f} ({latency['iqr'] * 1e3:.2f})"

@@ -22,10 +22,11 @@ from stnbench.distortions import AUGMENTATIONS, Jitter, get_augmentation
 from stnbench.engine.loop import train_epoch
 from stnbench.engine.spec import identity, resolve_spec
 from stnbench.errors import StnbenchError
+from stnbench.jobs import prepare_arguments
 from stnbench.models import count_parameters, create_model
 from stnbench.models.builder import InputSpec, build_model
 from stnbench.models.layers import ScaledTanh
-from stnbench.pipeline import Prep, build_grid, prepare_arguments
+from stnbench.pipeline import Prep, build_grid
 
 SIZE = 48
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"

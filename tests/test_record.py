@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stnbench import pipeline
+from stnbench import jobs
 from stnbench.cli import main
 from stnbench.engine.record import RunRecord, read_record
 from stnbench.errors import StnbenchError
@@ -95,7 +95,7 @@ def test_workflow_check_of_a_finished_cell_names_a_corrupt_record(tmp_path: Path
     run = corrupt_copy(tmp_path)
     spec = yaml.safe_load((run / "spec.yaml").read_text())
     with pytest.raises(StnbenchError, match=rf"^{run / 'metrics.json'}: not valid JSON"):
-        pipeline.check_finished_cell(run / "metrics.json", spec, "cpu")
+        jobs.check_finished_cell(run / "metrics.json", spec, "cpu")
 
 
 def test_tables_name_a_corrupt_record_in_one_line(

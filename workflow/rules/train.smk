@@ -7,7 +7,7 @@ rule run_spec:
         LOGS / "spec" / "{cell}.log",
     localrule: True
     run:
-        pipeline.write_run_spec(output[0], params.spec)
+        jobs.write_run_spec(output[0], params.spec)
 
 
 rule model_definition:
@@ -32,7 +32,7 @@ rule train:
     log:
         LOGS / "train" / "{cell}.log",
     benchmark:
-        BENCHMARKS / "train" / "{cell}.tsv"
+        TIMINGS / "train" / "{cell}.tsv"
     threads: config["threads"]
     resources:
         gpu=gpus,
