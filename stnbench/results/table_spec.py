@@ -1,7 +1,7 @@
 """A table declared: the rows it is built from, its notes in order, and what its sections show;
 ``build_table`` does the rest alike for every table."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -15,11 +15,13 @@ from stnbench.results.table_format import Table
 @dataclass(frozen=True)
 class Inputs:
     """What every table may read: the collected runs, each ST model's comparison with its
-    baseline on the test set, and those comparisons' test and validation rows."""
+    baseline on the test set, those comparisons' test and validation rows, and what each
+    scale means (its preset's scale_note)."""
 
     results: Results
     comparisons: pd.DataFrame
     significance: pd.DataFrame
+    scale_meanings: Mapping[str, str]
 
 
 class Place(Enum):
@@ -67,7 +69,7 @@ def _lines(place: Place, spec: TableSpec, rows: pd.DataFrame, inputs: Inputs) ->
     if place is Place.EMPTY:
         return [spec.empty_note(inputs)] if rows.empty else []
     if place is Place.SCALES:
-        return scale_notes(rows)
+        return scale_notes(rows, inputs.scale_meanings)
     if place is Place.TEST_SETS:
         return test_set_notes(rows)
     if place is Place.ALL_TEST_SETS:

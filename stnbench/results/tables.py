@@ -2,7 +2,7 @@
 ``build_table`` (written by ``table_format``)."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -279,11 +279,15 @@ TABLES = (GTSRB_TABLE, TABLE1, ROBUSTNESS, COST, SIGNIFICANCE, COMMITTEE_TABLE)
 # ---------------------------------------------------------------- every table
 
 
-def build_tables(results: Results, notes: Sequence[str] = ()) -> list[Table]:
-    """Every table; ``notes`` (such as what the workflow left out) are added to each."""
+def build_tables(
+    results: Results, notes: Sequence[str] = (), scale_meanings: Mapping[str, str] | None = None
+) -> list[Table]:
+    """Every table; ``notes`` (such as what the workflow left out) are added to each, and
+    ``scale_meanings`` (the presets' scale_note by scale) to each scale's line."""
     comparisons = compare_with_baselines(results.runs, "test")
     val_comparisons = compare_with_baselines(results.runs, "val")
-    inputs = Inputs(results, comparisons, _test_then_val(comparisons, val_comparisons))
+    inputs = Inputs(results, comparisons, _test_then_val(comparisons, val_comparisons),
+                    scale_meanings or {})
     tables = [build_table(spec, inputs) for spec in TABLES]
     for table in tables:
         table.notes += notes
@@ -299,6 +303,11 @@ def _test_then_val(test: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(CELL, kind="stable", ignore_index=True)
 
 
-def write_tables(results: Results, out_dir: Path, notes: Sequence[str] = ()) -> list[Path]:
-    return [path for table in build_tables(results, notes)
+def write_tables(
+    results: Results,
+    out_dir: Path,
+    notes: Sequence[str] = (),
+    scale_meanings: Mapping[str, str] | None = None,
+) -> list[Path]:
+    return [path for table in build_tables(results, notes, scale_meanings)
             for path in write_table(table, out_dir)]

@@ -109,9 +109,13 @@ def all_galleries(wildcards=None) -> list[Path]:
 
 
 def notes_arguments(wildcards=None, strict=True) -> str:
-    """What the results leave out (GTSRB without its archives), for the tables' notes."""
+    """What the results leave out (GTSRB without its archives), and what the preset's scale
+    means, for the tables' notes."""
     notes = pipeline.skip_notes(config, strict=strict)
-    return " ".join(f"--note {shlex.quote(note)}" for note in notes)
+    arguments = [f"--note {shlex.quote(note)}" for note in notes]
+    if "scale_note" in config:
+        arguments.append(f"--scale-note {shlex.quote(SCALE + '=' + config['scale_note'])}")
+    return " ".join(arguments)
 
 
 TABLES = pipeline.TABLES
