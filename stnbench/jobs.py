@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from stnbench.io import atomic_write_text
 from stnbench.pipeline import Grid, gtsrb_folder
 from stnbench.preparation import ORIGINAL_CONTRAST, Prep
 
@@ -39,11 +37,6 @@ def check_finished_cell(metrics_path: Path, spec: Mapping[str, Any], device: str
     from stnbench.engine.spec import finished_run, resolve_spec
 
     finished_run(metrics_path, resolve_spec({**spec, "device": device}).config())
-
-
-def write_run_spec(path: Path | str, spec: Mapping[str, Any]) -> None:
-    """The cell's run spec: what ``stnbench train --spec`` reads, and a record of the cell."""
-    atomic_write_text(Path(path), yaml.safe_dump(dict(spec), sort_keys=True))
 
 
 def prepare_arguments(config: Mapping[str, Any], prep: Prep) -> str:

@@ -141,6 +141,11 @@ def write_definition(path: Path | str, definition: Mapping[str, Any]) -> None:
     atomic_write_text(Path(path), yaml.safe_dump(dict(definition), sort_keys=False))
 
 
+def write_run_spec(path: Path | str, spec: Mapping[str, Any]) -> None:
+    """The cell's run spec: what ``stnbench train --spec`` reads, and a record of the cell."""
+    atomic_write_text(Path(path), yaml.safe_dump(dict(spec), sort_keys=True))
+
+
 # ------------------------------------------------------------------------------ data
 
 

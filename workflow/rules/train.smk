@@ -7,7 +7,7 @@ rule run_spec:
         LOGS / "spec" / "{cell}.log",
     localrule: True
     run:
-        jobs.write_run_spec(output[0], params.spec)
+        pipeline.write_run_spec(output[0], params.spec)
 
 
 rule model_definition:
