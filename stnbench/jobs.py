@@ -1,5 +1,5 @@
 """What each workflow job is given beside its files: the device and threads it runs with, its
-command-line arguments, its run spec, and the check before a finished cell is trained again."""
+command-line arguments, and the check before a finished cell is trained again."""
 
 import os
 import shlex
