@@ -20,7 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stnbench.models import DATASET_INPUTS, list_models, model_info
+from stnbench.bench_file import bench_file_name
+from stnbench.dataset_registry import DATASETS
+from stnbench.models import list_models, model_info
 
 REPO = Path(__file__).resolve().parents[1]
 # Image sizes each data set's models are benchmarked at: MNIST's own, both GTSRB preparations.
@@ -46,7 +48,7 @@ def jobs(device: str = "cpu") -> list[list[str]]:
             # On a GPU, GTSRB at the 48 px that both of its sources trained at.
             sizes = (48,) if device == "cuda" and dataset == "gtsrb" else SIZES[dataset]
             for size in MODEL_SIZES.get(name, sizes):
-                assert size in DATASET_INPUTS[dataset].sizes, (dataset, size)
+                assert size in DATASETS[dataset].input_sizes, (dataset, size)
                 batch_sizes = (
                     GPU_BATCH_SIZES[dataset] if device == "cuda"
                     else MODEL_BATCH_SIZES.get(name, BATCH_SIZES[dataset])
@@ -68,7 +70,7 @@ def main() -> int:
     stnbench = Path(sys.executable).with_name("stnbench")
     for job in jobs():
         name, dataset, size = job[1], job[3], job[5]
-        out = args.out / f"{name}-{dataset}-{size}.json"
+        out = args.out / bench_file_name(name, dataset, int(size))
         if out.exists():
             print(f"kept {out}", flush=True)
             continue

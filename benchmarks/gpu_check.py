@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_all import jobs  # noqa: E402
 
+from stnbench.bench_file import bench_file_name  # noqa: E402
+
 GTSRB_TRAIN_IMAGES = 35_219
 EPOCH_BATCH = 50
 
@@ -78,7 +80,7 @@ def main() -> int:
                  deadline) != 0
     stnbench = [sys.executable, "-m", "stnbench", "bench"]
     for job in jobs(device="cuda"):
-        target = out / f"{job[1]}-{job[3]}-{job[5]}.json"
+        target = out / bench_file_name(job[1], job[3], int(job[5]), "bf16" if args.amp else "fp32")
         if target.exists() or time.monotonic() > deadline:
             continue
         amp = ["--amp", "--channels-last"] if args.amp else []

@@ -21,21 +21,14 @@ from torch import nn
 from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
-from stnbench import provenance
+from stnbench import dataset_registry, provenance
+from stnbench.bench_file import SCHEMA_VERSION
+from stnbench.dataset_registry import DATASETS
 from stnbench.engine import targets
 from stnbench.errors import StnbenchError
-from stnbench.models import (
-    DATASET_INPUTS,
-    count_flops,
-    count_parameters,
-    create_model,
-    model_info,
-    model_sizes,
-)
+from stnbench.models import count_flops, count_parameters, create_model, model_info, model_sizes
 from stnbench.models.flops import ST_FLOP_FORMULAS
-from stnbench.schemas import load_schema, validate
 
-SCHEMA_VERSION = 1
 DEFAULT_BATCH_SIZES = (1, 64, 256)
 DEFAULT_REPEATS = 10
 # Shortest total timed time per measurement: cheap steps are timed in many blocks.
@@ -76,23 +69,6 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     if len(set(sizes)) != len(sizes):
         raise StnbenchError(f"--batch-sizes {text!r}: a batch size is repeated")
     return sizes
-
-
-def input_shape_of(
-    dataset: str, size: int | None = None, model: str | None = None
-) -> tuple[int, int, int]:
-    """[C, H, W] of ``dataset``'s images at ``size`` px (default: the dataset's own size); for
-    a sequence ``model``, its task's canvas, whatever the size of the digits placed on it."""
-    if dataset not in DATASET_INPUTS:
-        raise StnbenchError(f"--dataset {dataset!r}: expected one of {', '.join(DATASET_INPUTS)}")
-    geometry = DATASET_INPUTS[dataset]
-    allowed = geometry.sizes if model is None else model_sizes(model, dataset)
-    if size is None or (allowed != geometry.sizes and size in geometry.sizes):
-        size = allowed[0]
-    elif size not in allowed:
-        sizes = ", ".join(map(str, allowed))
-        raise StnbenchError(f"--size {size}: {dataset} images come in {sizes} px")
-    return (geometry.channels, size, size)
 
 
 def _label_shape(model: nn.Module, count: int) -> tuple[int, ...]:
@@ -312,13 +288,13 @@ def run_bench(
     model_name: str, dataset: str, *, size: int | None = None, settings: BenchSettings
 ) -> dict[str, Any]:
     """Benchmark a zoo model (or a model YAML) on random inputs of ``dataset``'s geometry."""
-    input_shape = input_shape_of(dataset, size, model_name)
+    input_shape = dataset_registry.input_shape(dataset, size, model_sizes(model_name, dataset))
     meant_for = model_info(model_name)["datasets"]
     if dataset not in meant_for:
         raise StnbenchError(
             f"--model {model_name}: meant for {', '.join(meant_for)}, not {dataset}"
         )
-    num_classes = DATASET_INPUTS[dataset].num_classes
+    num_classes = DATASETS[dataset].num_classes
     model = create_model(
         model_name, in_channels=input_shape[0], input_size=input_shape[1], num_classes=num_classes
     )
@@ -387,44 +363,3 @@ def bench_report(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "results": results,
     }
-
-
-def bench_schema() -> dict[str, Any]:
-    return load_schema("stnbench", "bench_schema.json")
-
-
-def validate_bench(report: dict[str, Any]) -> None:
-    """Raise StnbenchError naming the first field that does not follow the bench schema."""
-    validate(report, bench_schema(), "bench JSON")
-
-
-def describe(report: dict[str, Any]) -> str:
-    """A short human-readable table of a report (the JSON holds everything)."""
-    from tabulate import tabulate
-
-    rows = [
-        [
-            row["batch_size"],
-            f"{row['inference']['images_per_s']['median']:.1f}",
-            _median_iqr_ms(row["inference"]["latency_s"]),
-            f"{row['train_step']['images_per_s']['median']:.1f}",
-            _median_iqr_ms(row["train_step"]["latency_s"]),
-            f"{row['train_step']['peak_memory_bytes'] / 2**20:.0f}",
-        ]
-        for row in report["results"]
-    ]
-    headers = [
-        "batch", "infer img/s", "infer ms (IQR)", "train img/s", "train ms (IQR)",
-        "train peak MiB",
-    ]
-    title = (
-        f"{report['model']} on {report['dataset']} {report['input_shape']}: "
-        f"{report['params']:,} params, {report['flops_per_image'] / 1e6:.1f} MFLOPs/image, "
-        f"{report['device']} ({report['precision']}, {report['threads']} threads)"
-    )
-    return title + "\n" + tabulate(rows, headers=headers)
-
-
-
-def _median_iqr_ms(latency: dict[str, Any]) -> str:
-    return f"{latency['median'] * 1e3:.2f} ({latency['iqr'] * 1e3:.2f})"

@@ -2,16 +2,14 @@
 
 The Snakefile validates the config against ``workflow/schemas/config.schema.yaml`` (which also
 fills in defaults) and asks this module for everything that is not a file pattern: which
-cells exist, each cell's run spec, whether the models and GTSRB's archives are there. Keeping
-it in the package lets tests and users inspect a grid without Snakemake:
-``build_grid(config).cells``.
+cells exist, each cell's run spec, whether the models and GTSRB's archives are there (what each
+job is given lives in ``jobs``). Keeping it in the package lets tests and users inspect a grid
+without Snakemake: ``build_grid(config).cells``.
 """
 
 import copy
 import itertools
 import json
-import os
-import shlex
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +21,12 @@ import pandas as pd
 import yaml
 from snakemake.utils import Paramspace
 
+from stnbench.bench_file import bench_file_name
+from stnbench.dataset_registry import get_dataset
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write_text
 from stnbench.paths import ARCHIVES_ENV, resolve_archives, resolve_data_dir
-from stnbench.preparation import NATIVE_SIZE, ORIGINAL_CONTRAST, Prep
+from stnbench.preparation import ORIGINAL_CONTRAST, Prep
 
 CELL_KEYS = ("dataset", "prep", "distortion", "severity", "model", "seed")
 BENCH_KEYS = ("dataset", "size", "model")
@@ -44,7 +44,7 @@ GTSRB_SKIPPED = (
 @dataclass
 class Grid:
     cells: pd.DataFrame  # by cell id: CELL_KEYS, experiment, model_arg, spec, viz
-    benches: pd.DataFrame  # by bench id: BENCH_KEYS, model_arg
+    benches: pd.DataFrame  # by bench file name without .json: BENCH_KEYS, model_arg
     preps: dict[str, Prep]  # by Prep.id
     variants: dict[str, dict]  # inline model definitions by name, written out by the workflow
     notes: list[str] = field(default_factory=list)  # what the run leaves out, and how to add it
@@ -141,6 +141,11 @@ def write_definition(path: Path | str, definition: Mapping[str, Any]) -> None:
     atomic_write_text(Path(path), yaml.safe_dump(dict(definition), sort_keys=False))
 
 
+def write_run_spec(path: Path | str, spec: Mapping[str, Any]) -> None:
+    """The cell's run spec: what ``stnbench train --spec`` reads, and a record of the cell."""
+    atomic_write_text(Path(path), yaml.safe_dump(dict(spec), sort_keys=True))
+
+
 # ------------------------------------------------------------------------------ data
 
 
@@ -203,19 +208,12 @@ def _seeds(value: int | list[int]) -> list[int]:
     return list(range(value)) if isinstance(value, int) else list(value)
 
 
-def _prep(experiment: Mapping[str, Any]) -> Prep:
-    dataset = experiment["dataset"]
-    if dataset == "mnist":
-        if (experiment["size"] not in (None, NATIVE_SIZE["mnist"]) or experiment["roi_crop"]
-                or experiment["contrast"] != ORIGINAL_CONTRAST):
-            raise StnbenchError(
-                "config: `size`, `roi_crop` and `contrast` apply to GTSRB experiments only"
-            )
-        return Prep("mnist", NATIVE_SIZE["mnist"], False)
-    return Prep(
-        dataset, experiment["size"] or NATIVE_SIZE[dataset], experiment["roi_crop"],
-        experiment["contrast"],
-    )
+def _prep(name: str, experiment: Mapping[str, Any]) -> Prep:
+    dataset = get_dataset(experiment["dataset"])
+    try:
+        return dataset.prep(experiment["size"], experiment["roi_crop"], experiment["contrast"])
+    except StnbenchError as error:
+        raise StnbenchError(f"config: experiments.{name}: {error}") from None
 
 
 def _members(experiments: Mapping[str, Any], variants: Mapping[str, dict]) -> dict[str, dict]:
@@ -250,7 +248,7 @@ def build_grid(config: Mapping[str, Any], *, base_dir: Path | str = ".") -> Grid
     rows: dict[tuple, dict] = {}
     preps: dict[str, Prep] = {}
     for name, experiment in experiments.items():
-        prep = _prep(experiment)
+        prep = _prep(name, experiment)
         preps[prep.id] = prep
         gtsrb_options = {"size": prep.size, "roi_crop": prep.roi_crop}
         if prep.contrast != ORIGINAL_CONTRAST:  # absent otherwise, as in the specs written before
@@ -356,77 +354,8 @@ def _benches(
             for dataset, prep, model, arg in models
         ]
     benches = pd.DataFrame(rows, columns=columns).drop_duplicates(list(BENCH_KEYS))
-    return with_ids(benches.reset_index(drop=True), BENCH_KEYS)
-
-
-# ------------------------------------------------------------------------------ jobs
-
-
-def job_device(config: Mapping[str, Any]) -> str:
-    """``cuda`` or ``cpu``: where training and bench jobs run, fixed when the workflow starts
-    so that jobs can request a GPU and bench results are filed by device."""
-    if config["device"] != "auto":
-        return config["device"]
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def check_finished_cell(metrics_path: Path, spec: Mapping[str, Any], device: str) -> None:
-    """Refuses, before any job starts, a cell whose finished run is not the run its spec now
-    describes (another schedule, model definition or device): Snakemake deletes a job's
-    output before running it, so training the cell again would lose that run.
-
-    Whether a finished cell is up to date is decided here, by content, rather than by file
-    times: a fresh clone writes the committed spec.yaml files after their metrics.json.
-    """
-    if not metrics_path.exists():
-        return
-    # Imported here: the model registry loads torch, which `snakemake tables` does without.
-    from stnbench.engine.spec import finished_run, resolve_spec
-
-    finished_run(metrics_path, resolve_spec({**spec, "device": device}).config())
-
-
-def write_run_spec(path: Path | str, spec: Mapping[str, Any]) -> None:
-    """The cell's run spec: what ``stnbench train --spec`` reads, and a record of the cell."""
-    atomic_write_text(Path(path), yaml.safe_dump(dict(spec), sort_keys=True))
-
-
-def prepare_arguments(config: Mapping[str, Any], prep: Prep) -> str:
-    """``stnbench data prepare`` arguments for one preprocessing of one data set."""
-    if prep.dataset == "mnist":
-        return "mnist"
-    archives = shlex.quote(str(gtsrb_folder(config)))
-    args = [prep.dataset, "--archives", archives, "--size", str(prep.size)]
-    args += ["--roi-crop"] if prep.roi_crop else []
-    args += ["--contrast", prep.contrast] if prep.contrast != ORIGINAL_CONTRAST else []
-    return " ".join(args)
-
-
-def bench_arguments(config: Mapping[str, Any], bench: pd.Series) -> str:
-    settings = config["bench"]
-    args = [
-        "--model", shlex.quote(bench["model_arg"]), "--dataset", bench["dataset"],
-        "--size", str(bench["size"]), "--repeats", str(settings["repeats"]),
-        "--batch-sizes", ",".join(map(str, settings["batch_sizes"])),
-    ]
-    return " ".join(args + [flag for flag in ("--amp", "--compile") if settings[flag[2:]]])
-
-
-def gallery_arguments(grid: Grid, prep_id: str) -> str:
-    """The distortions and severities a data set meets in the grid, four samples of each."""
-    prep = grid.preps[prep_id]
-    cells = grid.cells[(grid.cells["dataset"] == prep.dataset) & (grid.cells["prep"] == prep.label)]
-    severities = sorted(set(cells["severity"]) | {0.0})
-    args = [
-        "--dataset", prep.dataset, "--families", ",".join(sorted(set(cells["distortion"]))),
-        "--severities", ",".join(map(str, severities)), "--samples", "4",
-    ]
-    return " ".join(args + (["--size", str(prep.size)] if prep.dataset != "mnist" else []))
-
-
-def bench_threads(config: Mapping[str, Any], cores: int) -> int:
-    """A bench job's threads: the config's, else every core the workflow has, up to the
-    machine's, so that it measures alone (Snakemake runs nothing beside a job with all cores)."""
-    return config["bench"]["threads"] or min(cores, os.cpu_count() or cores)
+    precision = "bf16" if config["bench"]["amp"] else "fp32"
+    # Named as every bench file is, whoever runs it (bench_file_name), less the .json.
+    ids = [bench_file_name(row.model, row.dataset, row.size, precision).removesuffix(".json")
+           for row in benches.itertuples()]
+    return benches.set_axis(pd.Index(ids, name="id"), axis=0)

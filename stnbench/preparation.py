@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# The data sets' own image sides: their default preparation.
-NATIVE_SIZE = {"mnist": 28, "gtsrb": 32}
 ORIGINAL_CONTRAST = "original"
+# IDSIA's contrast normalisations (datasets/contrast.py computes them).
+CONTRASTS = (ORIGINAL_CONTRAST, "imadjust", "histeq", "adapthisteq", "conorm")
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,12 @@ class Prep:
     @classmethod
     def of_run(cls, dataset: str, config: Mapping[str, Any]) -> "Prep":
         """The preparation a run's resolved config trained on."""
+        # Imported here: the registry builds its preparations with this class.
+        from stnbench.dataset_registry import get_dataset
+
         return cls(
             dataset,
-            config.get("size") or NATIVE_SIZE[dataset],
+            config.get("size") or get_dataset(dataset).native_size,
             bool(config.get("roi_crop")),
             config.get("contrast") or ORIGINAL_CONTRAST,
         )

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from stnbench.bench import BenchSettings, bench_report, bench_schema, model_cost, validate_bench
+from stnbench.bench import BenchSettings, bench_report, model_cost
+from stnbench.bench_file import bench_file_name, bench_schema, validate_bench
 from stnbench.cli import main
 from stnbench.errors import StnbenchError
 from stnbench.models import count_parameters, create_model, describe_model
@@ -140,3 +141,13 @@ def test_bad_input_gives_one_line_error(
     assert error.count("\n") == 1
     assert named in error
     assert not out.exists()
+
+
+def test_every_committed_bench_file_has_the_one_name_of_its_content() -> None:
+    paths = sorted(Path(__file__).resolve().parents[1].glob("results/*/bench/*/*.json"))
+    assert paths
+    for path in paths:
+        report = json.loads(path.read_text())
+        expected = bench_file_name(report["model"], report["dataset"], report["input_shape"][-1],
+                                   report["precision"])
+        assert path.name == expected, path

@@ -22,10 +22,11 @@ from stnbench.distortions import AUGMENTATIONS, Jitter, get_augmentation
 from stnbench.engine.loop import train_epoch
 from stnbench.engine.spec import identity, resolve_spec
 from stnbench.errors import StnbenchError
+from stnbench.jobs import prepare_arguments
 from stnbench.models import count_parameters, create_model
 from stnbench.models.builder import InputSpec, build_model
 from stnbench.models.layers import ScaledTanh
-from stnbench.pipeline import Prep, build_grid, prepare_arguments
+from stnbench.pipeline import Prep, build_grid
 
 SIZE = 48
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -180,7 +181,7 @@ def test_an_experiment_names_its_contrast(gtsrb_subset: Path, tmp_path: Path) ->
                 "models": ["cnn"]}
     config = {**config, "experiments": {"a": on_mnist}}
     validate(config, str(SCHEMA))
-    with pytest.raises(StnbenchError, match="`contrast` apply to GTSRB experiments only"):
+    with pytest.raises(StnbenchError, match=r"experiments\.a: contrast 'adapthisteq': MNIST"):
         build_grid(config)
 
 

@@ -12,11 +12,11 @@ import yaml
 from torch import nn
 
 from stnbench.cli import main
+from stnbench.dataset_registry import DATASETS
 from stnbench.datasets import DatasetTensors
 from stnbench.engine import targets
 from stnbench.errors import StnbenchError
 from stnbench.models import (
-    DATASET_INPUTS,
     count_flops,
     count_parameters,
     create_model,
@@ -76,7 +76,7 @@ def test_the_zoo_has_every_named_model_and_each_file_is_named_after_it():
         assert info["name"] == name
         assert info["recipe"] in RECIPES
         assert info["description"] and info["source"]
-        assert set(info["datasets"]) <= set(DATASET_INPUTS)
+        assert set(info["datasets"]) <= set(DATASETS)
         raw = yaml.safe_load((DEFINITIONS_DIR / f"{name}.yaml").read_text())
         assert info["definition"] == raw
 

@@ -99,7 +99,7 @@ def test_tiny_grid_runs_end_to_end(finished: Path) -> None:
     assert len(list((results / "gallery").glob("*.png"))) == 2
     assert "tiny" in (results / "tables" / "table1.md").read_text()
     assert len(list((finished / "logs" / "tiny" / "train").glob("*.log"))) == 6
-    assert len(list((finished / "benchmarks" / "tiny" / "train").glob("*.tsv"))) == 6
+    assert len(list((finished / "logs" / "tiny" / "timing" / "train").glob("*.tsv"))) == 6
 
 
 def test_rerun_has_nothing_to_do(finished: Path) -> None:

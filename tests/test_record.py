@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stnbench import pipeline
+from stnbench import jobs
 from stnbench.cli import main
 from stnbench.engine.record import RunRecord, read_record
 from stnbench.engine.spec import resolve_spec
@@ -97,7 +97,7 @@ def test_workflow_check_of_a_finished_cell_names_a_corrupt_record(tmp_path: Path
     run = corrupt_copy(tmp_path)
     spec = yaml.safe_load((run / "spec.yaml").read_text())
     with pytest.raises(StnbenchError, match=rf"^{run / 'metrics.json'}: not valid JSON"):
-        pipeline.check_finished_cell(run / "metrics.json", spec, "cpu")
+        jobs.check_finished_cell(run / "metrics.json", spec, "cpu")
 
 
 def test_tables_name_a_corrupt_record_in_one_line(
@@ -125,10 +125,10 @@ def test_a_run_of_an_older_distortion_definition_is_out_of_date(tmp_path: Path) 
     older, current = demo_run("P"), demo_run("R")
     assert read_record(older / "metrics.json").distortion_version == 1
     spec = yaml.safe_load((current / "spec.yaml").read_text())
-    pipeline.check_finished_cell(current / "metrics.json", spec, "cpu")
+    jobs.check_finished_cell(current / "metrics.json", spec, "cpu")
     spec = yaml.safe_load((older / "spec.yaml").read_text())
     with pytest.raises(StnbenchError, match="'distortion_version' differs"):
-        pipeline.check_finished_cell(older / "metrics.json", spec, "cpu")
+        jobs.check_finished_cell(older / "metrics.json", spec, "cpu")
 
     # An ST-CNN run of the committed demo was trained on the model's earlier definition.
     runs = tmp_path / "runs"

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from stnbench.cli import main
 from stnbench.errors import StnbenchError
@@ -15,6 +16,9 @@ from stnbench.results.table_format import format_cell
 from stnbench.results.tables import build_tables
 
 TEST_IMAGES = 100
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "config").glob("*.yaml"))
+# What the demo preset says its scale means, as the workflow passes it to the tables.
+DEMO = {"demo": yaml.safe_load((PRESETS[0].parent / "demo.yaml").read_text())["scale_note"]}
 
 
 def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, dataset="mnist",
@@ -109,7 +113,7 @@ def table(tables, name):
 
 
 def test_table1_reports_mean_std_and_counts_diverged_and_missing(runs: Path):
-    tables = build_tables(collect(runs))
+    tables = build_tables(collect(runs), scale_meanings=DEMO)
     table1 = table(tables, "table1")
     (heading, display), = table1.sections
     assert heading == "demo scale"
@@ -233,7 +237,8 @@ def test_two_cpus_of_one_name_but_unlike_flags_are_two_devices(tmp_path: Path):
 
 def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
     out = tmp_path / "out"
-    assert main(["results", "tables", "--runs", str(runs), "--out", str(out)]) == 0
+    assert main(["results", "tables", "--runs", str(runs), "--out", str(out),
+                 "--scale-note", "demo=one short epoch"]) == 0
     for name in ("gtsrb", "table1", "robustness", "cost", "significance"):
         for ext in ("md", "csv", "tex"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
@@ -242,6 +247,7 @@ def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
             assert (out / "plots" / f"{name}.{ext}").stat().st_size > 0
     markdown = (out / "tables" / "table1.md").read_text()
     assert "1 diverged" in markdown and "demo scale" in markdown
+    assert "Scale: demo (one short epoch)" in markdown
     csv = pd.read_csv(out / "tables" / "table1.csv")
     assert csv.loc[(csv["model"] == "cnn") & (csv["distortion"] == "R"), "mean"].item() == (
         pytest.approx(0.08))
@@ -263,7 +269,7 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
         "results": [{"batch_size": 64, "inference": {"images_per_s": {"median": 1234.0}},
                      "train_step": {"images_per_s": {"median": 321.0}}}],
     }))
-    gtsrb = table(build_tables(collect(root, bench)), "gtsrb")
+    gtsrb = table(build_tables(collect(root, bench), scale_meanings=DEMO), "gtsrb")
     assert any(line.startswith("Scale: demo (") for line in gtsrb.notes)
     assert any(note in line for line in gtsrb.notes)
     (_, display), = gtsrb.sections
@@ -321,3 +327,20 @@ def test_format_cell_all_diverged():
     cell = pd.Series({"n_ok": 0, "n_expected": 3, "n_diverged": 3, "n_missing": 0,
                       "mean": float("nan"), "std": float("nan")})
     assert format_cell(cell) == "3 diverged"
+
+
+def test_presets_that_share_a_results_folder_and_scale_say_the_same_of_it():
+    # Any of them regenerates that folder's tables, which must come out the same.
+    meanings: dict[tuple, set] = {}
+    for path in PRESETS:
+        preset = yaml.safe_load(path.read_text())
+        meanings.setdefault((preset["results_dir"], preset["scale"]), set()).add(
+            preset.get("scale_note"))
+    assert len(meanings) < len(PRESETS)
+    assert all(len(notes) == 1 and None not in notes for notes in meanings.values()), meanings
+
+
+def test_a_scale_note_without_its_scale_is_refused(runs: Path, tmp_path: Path, capsys):
+    assert main(["results", "tables", "--runs", str(runs), "--out", str(tmp_path),
+                 "--scale-note", "one short epoch"]) != 0
+    assert "--scale-note 'one short epoch': expected SCALE=TEXT" in capsys.readouterr().err

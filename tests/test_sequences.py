@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from stnbench.bench import input_shape_of, model_cost
+from stnbench.bench import model_cost
 from stnbench.cli import main
+from stnbench.dataset_registry import input_shape
 from stnbench.datasets import DatasetTensors, Split
 from stnbench.distortions import run_input_size
 from stnbench.distortions.gallery import PIXELS_PER_PIXEL, draw_gallery
@@ -28,7 +29,7 @@ from stnbench.engine.predictions import read_predictions
 from stnbench.engine.record import read_record, validate_record
 from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
-from stnbench.models import create_model, spatial_transformers
+from stnbench.models import create_model, model_sizes, spatial_transformers
 from stnbench.results.collect import collect, load_correct
 from stnbench.results.compare import compare_with_baselines
 from stnbench.results.sequences import sequences_table
@@ -331,11 +332,11 @@ def test_gallery_draws_a_row_of_sequences(mnist: DatasetTensors, tmp_path: Path)
 def test_sequence_models_are_benched_on_their_canvas() -> None:
     # The workflow benches each model at its data set's size; a sequence model reads the
     # task's canvas whatever the size of the digits.
-    assert input_shape_of("mnist", 28, "rnn-spn") == (1, 100, 100)
-    assert input_shape_of("mnist", None, "ffn-spn") == (1, 100, 100)
-    assert input_shape_of("mnist", 28, "cnn") == (1, 28, 28)
+    assert input_shape("mnist", 28, model_sizes("rnn-spn", "mnist")) == (1, 100, 100)
+    assert input_shape("mnist", None, model_sizes("ffn-spn", "mnist")) == (1, 100, 100)
+    assert input_shape("mnist", 28, model_sizes("cnn", "mnist")) == (1, 28, 28)
     with pytest.raises(StnbenchError, match="--size 50"):
-        input_shape_of("mnist", 50, "rnn-spn")
+        input_shape("mnist", 50, model_sizes("rnn-spn", "mnist"))
     model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10)
     cost = model_cost(model, (1, 100, 100), 10)
     assert cost["train_flops_per_image"] > cost["flops_per_image"] > 0

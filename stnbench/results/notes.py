@@ -1,21 +1,17 @@
 """Notes and headings that several tables share: the scale, the test set, what is counted, what
 was not run, duplicates, and the marks for significant differences."""
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from stnbench.distortions import distortion_version
 from stnbench.results.collect import CELL, UNSPECIFIED_SCALE, Results
 
 SIGNIFICANCE_LEVEL = 0.05
-SCALE_NOTES = {
-    "demo": "shortened runs that exercise the pipeline; not comparable with published figures",
-    "full": "the recipes' published training length",
-    "cpu": ("what a 2-core CPU runs: distorted MNIST for 2 epochs (config/cpu.yaml), GTSRB at "
-            "32 px with the published recipes (config/cpu-gtsrb.yaml); not comparable with "
-            "published figures"),
-    "tiny": "a smoke test of the workflow on tiny subsets; its numbers mean nothing",
-    UNSPECIFIED_SCALE: "the runs record no scale",
-}
+# What each preset's scale means is the preset's own `scale_note` (config/*.yaml), passed in
+# by the workflow; this one is no preset's.
+UNSPECIFIED_NOTE = "the runs record no scale"
 NO_RUNS = "No runs yet under {runs_dir}."
 NOT_RUN = "not run"
 NOT_RUN_NOTE = (f"{NOT_RUN}: no run of this model, or of this family, at this scale: not in the "
@@ -26,12 +22,16 @@ COUNTING_NOTE = ("Cells: mean ± sample std over seeds (n = finished seeds); a s
                  "missing, never averaged in.")
 
 
-def scale_notes(runs: pd.DataFrame) -> list[str]:
-    return [scale_note(scale, runs[runs["scale"] == scale]) for scale in sorted(set(runs["scale"]))]
+def scale_notes(runs: pd.DataFrame, meanings: Mapping[str, str]) -> list[str]:
+    """A line per scale of ``runs``: what it means (``meanings``: each preset's scale_note),
+    its planned epochs and training subsets."""
+    return [scale_note(scale, runs[runs["scale"] == scale], meanings)
+            for scale in sorted(set(runs["scale"]))]
 
 
-def scale_note(scale: str, runs: pd.DataFrame) -> str:
-    note = f"{scale}" + (f" ({SCALE_NOTES[scale]})" if scale in SCALE_NOTES else "")
+def scale_note(scale: str, runs: pd.DataFrame, meanings: Mapping[str, str]) -> str:
+    meaning = UNSPECIFIED_NOTE if scale == UNSPECIFIED_SCALE else meanings.get(scale)
+    note = f"{scale}" + (f" ({meaning})" if meaning else "")
     epochs = sorted({int(value) for value in runs["epochs"].dropna()})
     if epochs:
         note += f"; planned epochs: {', '.join(map(str, epochs))}"

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
 from PIL import Image
 
+from stnbench.dataset_registry import DATASETS
 from stnbench.io import atomic_write
-from stnbench.preparation import NATIVE_SIZE
 from stnbench.results import published
 from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
 from stnbench.results.stats import summarize_cells
@@ -98,7 +98,7 @@ def _palette(models: list[str]) -> dict:
 
 def panel_title(dataset: str, preparation: str, distortion: str, heading: str) -> str:
     """``gtsrb · none (cpu)``; a preparation other than the data set's own is named too."""
-    native = f"{NATIVE_SIZE[dataset]}px" if dataset in NATIVE_SIZE else preparation
+    native = DATASETS[dataset].native().label if dataset in DATASETS else preparation
     shown = f" {preparation}" if preparation and preparation != native else ""
     return f"{dataset}{shown} · {distortion} ({heading})"
 

@@ -6,44 +6,30 @@ import pandas as pd
 
 from stnbench.distortions.sequences import TASKS
 from stnbench.results import published
-from stnbench.results.collect import CELL, CONDITION, Results
+from stnbench.results.collect import CELL, CONDITION
 from stnbench.results.notes import (
     COUNTING_NOTE,
-    NO_RUNS,
     SIGNIFICANCE_NOTE,
-    scale_notes,
     scales,
     section_heading,
     significance_marks,
-    test_set_notes,
 )
 from stnbench.results.stats import summarize_cells
-from stnbench.results.table_format import Table, format_cell, format_number
+from stnbench.results.table_format import format_cell, format_number
+from stnbench.results.table_spec import Inputs, Place, Sections, TableSpec
 
 
-def sequences_table(results: Results, comparisons: pd.DataFrame) -> Table:
+def _sequence_runs(inputs: Inputs) -> pd.DataFrame:
+    return inputs.results.runs[inputs.results.runs["distortion"].isin(list(TASKS))]
+
+
+def _sequence_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
     """Per model and scale: sequence error (a sequence wrong if any digit is) and digit error
     over seeds, the paper's digit error and the difference."""
-    source = published.RNN_SPN_PAPER
-    table = Table(
-        "sequences",
-        "Cluttered MNIST sequences: test error % (recurrent spatial transformer paper)",
-        notes=[
-            f"paper: published single digit errors, {source.citation} <{source.url}>; the "
-            "paper's CNN is not in its public code, so seq-cnn is this suite's stand-in "
-            "(docs/sequences.md).",
-            "ours: sequence error % (a sequence is wrong if any digit is) and digit error % "
-            "over seeds; Δ = our digit error - the paper's, in percentage points.",
-        ],
-    )
-    runs = results.runs[results.runs["distortion"].isin(list(TASKS))]
-    if runs.empty:
-        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
-    table.notes += [*scale_notes(runs), *test_set_notes(runs), COUNTING_NOTE, SIGNIFICANCE_NOTE]
     models = [*published.SEQUENCE_DIGIT_ERROR,
               *sorted(set(runs["model"]) - set(published.SEQUENCE_DIGIT_ERROR))]
-    marks = significance_marks(comparisons)
-    data = []
+    marks = significance_marks(inputs.comparisons)
+    sections, data = [], []
     for scale in scales(runs):
         at_scale = runs[runs["scale"] == scale].assign(
             test_error=lambda frame: 1 - frame["test_accuracy"]
@@ -68,6 +54,21 @@ def sequences_table(results: Results, comparisons: pd.DataFrame) -> Table:
                          "sequence_error_mean": math.nan if ours.empty else ours.iloc[0]["mean"],
                          "digit_error_mean": digit_mean / 100})
         display = pd.DataFrame(rows).drop(columns="scale")
-        table.sections.append((section_heading(scale, at_scale), display))
-    table.data = pd.DataFrame(data)
-    return table
+        sections.append((section_heading(scale, at_scale), display))
+    return sections, pd.DataFrame(data)
+
+
+SEQUENCES_TABLE = TableSpec(
+    name="sequences",
+    title="Cluttered MNIST sequences: test error % (recurrent spatial transformer paper)",
+    notes=(
+        f"paper: published single digit errors, {published.RNN_SPN_PAPER.citation} "
+        f"<{published.RNN_SPN_PAPER.url}>; the paper's CNN is not in its public code, so "
+        "seq-cnn is this suite's stand-in (docs/sequences.md).",
+        "ours: sequence error % (a sequence is wrong if any digit is) and digit error % "
+        "over seeds; Δ = our digit error - the paper's, in percentage points.",
+        Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, SIGNIFICANCE_NOTE,
+    ),
+    rows=_sequence_runs,
+    sections=_sequence_sections,
+)

@@ -1,31 +1,30 @@
-"""The result tables, built from collected runs (written by ``table_format``)."""
+"""The result tables, each declared as a ``TableSpec`` and built from the collected runs by
+``build_table`` (written by ``table_format``)."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from stnbench.preparation import NATIVE_SIZE, ORIGINAL_CONTRAST
+from stnbench.dataset_registry import MNIST
 from stnbench.results import published
 from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
-from stnbench.results.committee import committee_table
+from stnbench.results.committee import COMMITTEE_TABLE
 from stnbench.results.compare import compare_with_baselines
+from stnbench.results.gtsrb_table import GTSRB_TABLE
 from stnbench.results.notes import (
     COUNTING_NOTE,
-    NO_RUNS,
     NOT_RUN,
     NOT_RUN_NOTE,
     SIGNIFICANCE_NOTE,
-    duplicate_note,
     older_definition_notes,
-    scale_notes,
     scales,
     section_heading,
     significance_marks,
-    test_set_notes,
 )
-from stnbench.results.sequences import sequences_table
+from stnbench.results.run_text import inference_text, throughput_text
+from stnbench.results.sequences import SEQUENCES_TABLE
 from stnbench.results.stats import WILCOXON_MIN_PAIRS, summarize_cells
 from stnbench.results.table_format import (
     Table,
@@ -35,207 +34,40 @@ from stnbench.results.table_format import (
     format_pvalue,
     write_table,
 )
+from stnbench.results.table_spec import (
+    Inputs,
+    Place,
+    Sections,
+    TableSpec,
+    build_table,
+    no_runs,
+)
 
 # The splits as predictions.npz, the metrics' ``{split}_accuracy`` and the CSVs name them.
 SPLIT_NAMES = {"test": "test", "val": "validation"}
-# Listed in the data set's own preparation even before they run; IDSIA's committee has a table
-# of its own (committee.py), assembled from trained columns.
-GTSRB_MODELS = ("moodstocks-2st", "moodstocks-1st", "moodstocks-nost")
-GTSRB_PREPARATION = f"{NATIVE_SIZE['gtsrb']}px"
-MNIST_PREPARATION = f"{NATIVE_SIZE['mnist']}px"
-# ---------------------------------------------------------------- table 1: GTSRB
+MNIST_PREPARATION = MNIST.native().label
+# ---------------------------------------------------------------- the STN paper's Table 1
 
 
-def gtsrb_table(results: Results, comparisons: pd.DataFrame) -> Table:
-    table = Table(
-        "gtsrb",
-        "GTSRB: IDSIA vs Moodstocks as published, beside the reproduced models",
-        notes=[
-            "Published columns and rows marked published are the sources' figures: "
-            + "; ".join(f"{source.citation} <{source.url}>" for source in (
-                published.TORCH_BLOG, published.IDSIA_PAPER, published.GTSRB_TORCH)) + ".",
-            f"Human performance (published): {published.GTSRB_HUMAN_ACCURACY[0]}% "
-            f"({published.GTSRB_HUMAN_ACCURACY[1].citation}).",
-            published.GTSRB_MODEL_ACCURACY_NOTE,
-        ],
-    )
-    runs = results.runs
-    runs = runs[(runs["dataset"] == "gtsrb") & (runs["distortion"] == "none")]
-    if runs.empty:
-        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
-    table.notes += scale_notes(runs)
-    table.notes += [*test_set_notes(runs), COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
-                    *duplicate_note(results)]
-    marks = significance_marks(comparisons)
-    data_rows = []
-    for scale in scales(runs):
-        at_scale = runs[runs["scale"] == scale]
-        preparations = sorted(set(at_scale["preparation"]), key=_preparation_order)
-        for preparation in preparations or [GTSRB_PREPARATION]:
-            ran = at_scale[at_scale["preparation"] == preparation]
-            # The data set's own preparation lists every published model, run or not.
-            listed = GTSRB_MODELS if preparation == GTSRB_PREPARATION else ()
-            models = [*listed, *sorted(set(ran["model"]) - set(listed))]
-            grid = pd.DataFrame([
-                {"scale": scale, "dataset": "gtsrb", "preparation": preparation,
-                 "distortion": "none", "severity": severity, "model": model}
-                for severity in (sorted(set(ran["severity"])) or [0.0]) for model in models
-            ])
-            cells = summarize_cells(ran, CELL, CONDITION, grid=grid)
-            val_cells = summarize_cells(ran, CELL, CONDITION, value="val_accuracy", grid=grid)
-            display = _gtsrb_display(cells, val_cells, ran, results.bench, marks)
-            heading = section_heading(scale, ran)
-            if len(preparations) > 1:
-                heading += f", {preparation}"
-            table.sections.append((heading, display))
-            val_columns = val_cells[[*CELL, "mean", "std"]].rename(
-                columns={"mean": "val_mean", "std": "val_std"})
-            data_rows.append(cells.merge(val_columns, on=CELL, how="left").assign(
-                accuracy_published_pct=cells["model"].map(
-                    lambda model: published.GTSRB_MODEL_ACCURACY.get(model, (math.nan,))[0]),
-                params=cells["model"].map(ran.groupby("model")["params"].first()),
-                flops=cells["model"].map(ran.groupby("model")["flops"].first()),
-            ))
-    published_rows = pd.DataFrame([
-        {"scale": "published", "dataset": "gtsrb", "model": pipeline.name,
-         "accuracy_published_pct": pipeline.accuracy_pct, "params": pipeline.weights_counted}
-        for pipeline in published.GTSRB_PIPELINES
-    ])
-    table.data = pd.concat([published_rows, *data_rows], ignore_index=True)
-    return table
+def _table1_runs(inputs: Inputs) -> pd.DataFrame:
+    runs = inputs.results.runs
+    return runs[(runs["dataset"] == MNIST.name)
+                & runs["distortion"].isin(published.STN_TABLE1_DISTORTIONS)
+                & (runs["severity"] == 1.0)]
 
 
-def _gtsrb_display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFrame,
-                   bench: pd.DataFrame, marks: dict) -> pd.DataFrame:
-    rows = ["augmentations", "jittering", "network weights (published)",
-            "network weights (counted)", "test accuracy % (published)",
-            "test accuracy % (reproduced, mean ± std)", "95% CI",
-            "validation accuracy % (reproduced, mean ± std)", "architecture / ensemble",
-            "model", "FLOPs per image", "training images/s", "inference images/s"]
-    columns = {}
-    for pipeline in published.GTSRB_PIPELINES:
-        columns[f"{pipeline.name} (published)"] = [
-            pipeline.augmentations, pipeline.jittering, pipeline.weights_published,
-            f"{format_count(pipeline.weights_counted)} ({pipeline.weights_counted_note})",
-            f"{pipeline.accuracy_pct:.2f}", "—", "—", "—", pipeline.ensemble, pipeline.model,
-            "—", "—", "—",
-        ]
-    val_by_cell = val_cells.set_index(CELL)
-    for cell in cells.itertuples(index=False):
-        model_runs = runs[runs["model"] == cell.model]
-        cell_series = pd.Series(cell._asdict())
-        key = tuple(getattr(cell, name) for name in CELL)
-        columns[cell.model] = [
-            contrast_text(model_runs),
-            jitter_text(model_runs),
-            "—",
-            format_count(model_runs["params"].max()),
-            format_number(published.GTSRB_MODEL_ACCURACY.get(cell.model, (math.nan,))[0]),
-            (format_cell(cell_series) + marks.get(key, "")) if not model_runs.empty else NOT_RUN,
-            ("—" if math.isnan(cell.ci_low)
-             else f"{100 * cell.ci_low:.2f} to {100 * cell.ci_high:.2f}"),
-            format_cell(val_by_cell.loc[key]) if not model_runs.empty else NOT_RUN,
-            ensemble_text(model_runs),
-            first_text(model_runs["description"]),
-            format_count(model_runs["flops"].max()),
-            throughput_text(model_runs),
-            inference_text(bench, model_runs),
-        ]
-    return pd.DataFrame({"": rows, **columns})
-
-
-def _preparation_order(preparation: str) -> tuple[int, str]:
-    """The data set's own preparation first, then by size and name."""
-    return (preparation != GTSRB_PREPARATION, f"{int(preparation.split('px')[0]):04d}{preparation}")
-
-
-def contrast_text(model_runs: pd.DataFrame) -> str:
-    """A column's own preprocessing, where it is one of IDSIA's contrasts (the committee table
-    combines the columns of several)."""
-    if model_runs.empty:
-        return "—"
-    contrasts = sorted(set(model_runs["contrast"]) - {ORIGINAL_CONTRAST})
-    return f"one preprocessing ({', '.join(contrasts)})" if contrasts else "no"
-
-
-def jitter_text(model_runs: pd.DataFrame) -> str:
-    """Whether the runs trained with a per-batch augmentation (IDSIA's jitter), and which."""
-    if model_runs.empty:
-        return "—"
-    names = sorted({name for name in model_runs["augmentation"] if isinstance(name, str)})
-    return f"yes ({', '.join(names)})" if names else "no"
-
-
-def first_text(values: pd.Series) -> str:
-    values = values.dropna()
-    return str(values.iloc[0]) if not values.empty else "—"
-
-
-def ensemble_text(model_runs: pd.DataFrame) -> str:
-    if model_runs.empty:
-        return "—"
-    columns = int(model_runs["ensemble"].max())
-    return "1 network" if columns == 1 else f"{columns} networks"
-
-
-def throughput_text(model_runs: pd.DataFrame) -> str:
-    ok = model_runs[model_runs["train_images_per_s"].notna()]
-    if ok.empty:
-        return "—"
-    by_device = ok.groupby("device")["train_images_per_s"].mean()
-    return "; ".join(f"{rate:,.0f} ({device})" for device, rate in by_device.items())
-
-
-def inference_text(bench: pd.DataFrame, model_runs: pd.DataFrame) -> str:
-    """Benchmarked inference throughput of the runs' model on the runs' input geometry."""
-    if model_runs.empty:
-        return "—"
-    run = model_runs.iloc[0]
-    rows = bench[(bench["phase"] == "inference") & (bench["model"] == run["model"])
-                 & (bench["dataset"] == run["dataset"])
-                 & (bench["input_size"] == run["input_size"])]
-    if rows.empty:
-        return "—"
-    return "; ".join(
-        f"{device}: " + ", ".join(f"{row.images_per_s:,.0f} @{row.batch_size}"
-                                  for row in group.sort_values("batch_size").itertuples())
-        for device, group in rows.groupby("device")
-    )
-
-
-# ---------------------------------------------------------------- table 2: the STN paper's Table 1
-
-
-def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
+def _table1_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
     distortions = published.STN_TABLE1_DISTORTIONS
-    table = Table(
-        "table1",
-        "Distorted MNIST: test error % (STN paper Table 1 and cluttered MNIST)",
-        notes=[
-            f"paper: published figures, {published.STN_PAPER.citation} <{published.STN_PAPER.url}>;"
-            f" cluttered: {published.STN_PAPER_CLUTTERED.citation}. "
-            + published.CLUTTERED_NOTE,
-            "ours: test error % over seeds at severity 1; Δ = ours - paper in percentage points.",
-        ],
-    )
-    runs = results.runs[(results.runs["dataset"] == "mnist")
-                        & results.runs["distortion"].isin(distortions)
-                        & (results.runs["severity"] == 1.0)]
-    if runs.empty:
-        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
-    table.notes += scale_notes(runs)
-    table.notes += [*test_set_notes(runs), COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
-                    *duplicate_note(results)]
     paper = published.stn_table1().set_index(["model", "distortion"])["error_pct"]
     paper_names = published.stn_table1().groupby("model")["paper_model"].first()
     models = [*published.STN_TABLE1_MODELS,
               *sorted(set(runs["model"]) - set(published.STN_TABLE1_MODELS))]
-    marks = significance_marks(comparisons)
-    data = []
+    marks = significance_marks(inputs.comparisons)
+    sections, data = [], []
     for scale in scales(runs):
         at_scale = runs[runs["scale"] == scale]
         grid = pd.DataFrame([
-            {"scale": scale, "dataset": "mnist", "preparation": MNIST_PREPARATION,
+            {"scale": scale, "dataset": MNIST.name, "preparation": MNIST_PREPARATION,
              "distortion": distortion, "severity": 1.0, "model": model}
             for distortion in distortions for model in models
         ])
@@ -254,7 +86,7 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
             for distortion in distortions:
                 cell = cells[(cells["model"] == model)
                              & (cells["distortion"] == distortion)].iloc[0]
-                key = (scale, "mnist", MNIST_PREPARATION, distortion, 1.0, model)
+                key = (scale, MNIST.name, MNIST_PREPARATION, distortion, 1.0, model)
                 row[f"{distortion}: ours"] = (
                     format_cell(cell) + marks.get(key, "")
                     if model in ran_models and distortion in ran_families else NOT_RUN
@@ -263,29 +95,31 @@ def stn_table1(results: Results, comparisons: pd.DataFrame) -> Table:
                 row[f"{distortion}: Δ"] = ("—" if math.isnan(cell["difference_pp"])
                                            else f"{cell['difference_pp']:+.2f}")
             display.append(row)
-        table.sections.append((section_heading(scale, at_scale), pd.DataFrame(display)))
-    table.data = pd.concat(data, ignore_index=True)
-    return table
+        sections.append((section_heading(scale, at_scale), pd.DataFrame(display)))
+    return sections, pd.concat(data, ignore_index=True)
 
 
-# ---------------------------------------------------------------- table 3: robustness
+TABLE1 = TableSpec(
+    name="table1",
+    title="Distorted MNIST: test error % (STN paper Table 1 and cluttered MNIST)",
+    notes=(
+        f"paper: published figures, {published.STN_PAPER.citation} <{published.STN_PAPER.url}>;"
+        f" cluttered: {published.STN_PAPER_CLUTTERED.citation}. " + published.CLUTTERED_NOTE,
+        "ours: test error % over seeds at severity 1; Δ = ours - paper in percentage points.",
+        Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
+        Place.DUPLICATES,
+    ),
+    rows=_table1_runs,
+    sections=_table1_sections,
+)
+# ---------------------------------------------------------------- robustness
 
 
-def robustness_table(results: Results) -> Table:
-    table = Table(
-        "robustness", "Robustness: accuracy % against distortion severity",
-        notes=["Each run is trained and tested at one family and severity.",
-               "test sections: accuracy on the test set. validation sections: the selected "
-               "epoch's accuracy on the validation split, the split that selected that epoch, "
-               "so optimistic for every model alike; where the test set is a small subset "
-               "(see the test set notes) they are the more precise comparison.",
-               "— : the family was not run at this severity."],
-    )
-    runs = results.runs
-    if runs.empty:
-        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
-    table.notes += scale_notes(runs)
-    table.notes += [*test_set_notes(runs), COUNTING_NOTE, *duplicate_note(results)]
+def _all_runs(inputs: Inputs) -> pd.DataFrame:
+    return inputs.results.runs
+
+
+def _robustness_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
     # Every model of a family at every severity that family ran, so that a severity one model
     # has not reached yet reads as missing rather than as a blank.
     grid = runs[[*SWEEP, "model"]].drop_duplicates().merge(runs[CONDITION].drop_duplicates(),
@@ -293,6 +127,7 @@ def robustness_table(results: Results) -> Table:
     cells = pd.concat([summarize_cells(runs, CELL, CONDITION, value=f"{split}_accuracy",
                                        grid=grid).assign(split=split) for split in SPLIT_NAMES],
                       ignore_index=True)
+    sections = []
     # Each data set's test section, then its validation one.
     ordered = cells.sort_values(["scale", "dataset"], kind="stable")
     for (scale, dataset, split), group in ordered.groupby(["scale", "dataset", "split"],
@@ -307,35 +142,40 @@ def robustness_table(results: Results) -> Table:
                 at = rows[rows["severity"] == severity]
                 row[f"severity {severity:g}"] = format_cell(at.iloc[0]) if not at.empty else "—"
             display.append(row)
-        table.sections.append((f"{dataset}, {scale} scale, {SPLIT_NAMES[split]} accuracy %",
-                               pd.DataFrame(display)))
-    table.data = cells
-    return table
+        sections.append((f"{dataset}, {scale} scale, {SPLIT_NAMES[split]} accuracy %",
+                         pd.DataFrame(display)))
+    return sections, cells
 
 
-# ---------------------------------------------------------------- table 4: cost
+ROBUSTNESS = TableSpec(
+    name="robustness",
+    title="Robustness: accuracy % against distortion severity",
+    notes=(
+        "Each run is trained and tested at one family and severity.",
+        "test sections: accuracy on the test set. validation sections: the selected "
+        "epoch's accuracy on the validation split, the split that selected that epoch, "
+        "so optimistic for every model alike; where the test set is a small subset "
+        "(see the test set notes) they are the more precise comparison.",
+        "— : the family was not run at this severity.",
+        Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, Place.DUPLICATES,
+    ),
+    rows=_all_runs,
+    sections=_robustness_sections,
+)
+# ---------------------------------------------------------------- cost
 
 
-def cost_table(results: Results) -> Table:
-    table = Table(
-        "cost",
-        "Cost: parameters, FLOPs, throughput and accuracy per million parameters",
-        notes=["One row per model and condition at each family's highest severity (the paper's "
-               "conditions). FLOPs: forward, per image. Training images/s: mean over the runs on "
-               "each device; inference images/s: benchmark median, as device: images/s @batch "
-               "size."],
-    )
-    runs = results.runs
-    if runs.empty:
-        table.notes.append(NO_RUNS.format(runs_dir=results.runs_dir))
-    top = runs.groupby(SWEEP)["severity"].transform("max")
-    runs = runs[runs["severity"] == top]
-    table.notes += scale_notes(runs)
-    table.notes += [COUNTING_NOTE, *duplicate_note(results)]
+def _top_severity_runs(inputs: Inputs) -> pd.DataFrame:
+    runs = inputs.results.runs
+    return runs[runs["severity"] == runs.groupby(SWEEP)["severity"].transform("max")]
+
+
+def _cost_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
     cells = summarize_cells(runs, CELL, CONDITION)
     first = runs.groupby(CELL)[["params", "flops"]].first().reset_index()
     cells = cells.merge(first, on=CELL, how="left")
     cells["accuracy_per_mparam"] = 100 * cells["mean"] / (cells["params"] / 1e6)
+    sections = []
     for scale, group in cells.groupby("scale", sort=True):
         display = []
         for cell in group.itertuples(index=False):
@@ -349,43 +189,42 @@ def cost_table(results: Results) -> Table:
                 "params": format_count(cell.params),
                 "FLOPs": format_count(cell.flops),
                 "training images/s": throughput_text(model_runs),
-                "inference images/s": inference_text(results.bench, model_runs),
+                "inference images/s": inference_text(inputs.results.bench, model_runs),
                 "accuracy %": format_cell(pd.Series(cell._asdict())),
                 "accuracy % per M params": format_number(cell.accuracy_per_mparam),
             })
-        table.sections.append((f"{scale} scale", pd.DataFrame(display)))
-    table.data = cells
-    return table
+        sections.append((f"{scale} scale", pd.DataFrame(display)))
+    return sections, cells
 
 
+COST = TableSpec(
+    name="cost",
+    title="Cost: parameters, FLOPs, throughput and accuracy per million parameters",
+    notes=(
+        "One row per model and condition at each family's highest severity (the paper's "
+        "conditions). FLOPs: forward, per image. Training images/s: mean over the runs on "
+        "each device; inference images/s: benchmark median, as device: images/s @batch "
+        "size.",
+        Place.EMPTY, Place.SCALES, COUNTING_NOTE, Place.DUPLICATES,
+    ),
+    rows=_top_severity_runs,
+    sections=_cost_sections,
+)
 # ---------------------------------------------------------------- significance
 
 
-def significance_table(results: Results, comparisons: pd.DataFrame) -> Table:
-    """``comparisons``: test and validation rows of ``compare_with_baselines``."""
-    table = Table(
-        "significance",
-        "Spatial transformer vs its baseline on the same images",
-        notes=[
-            "McNemar: exact two-sided test on the discordant images (b = only the ST model "
-            "right, c = only the baseline right), per seed and pooled over seeds; pooled pairs "
-            "share images, so the pooled p-value is optimistic.",
-            "Paired t: two-sided, over seeds' accuracies; Wilcoxon only with 6 or more seeds "
-            "(below that it cannot reach p < 0.05).",
-            "validation rows: the selected epoch's predictions on the validation split, the "
-            "split that selected that epoch for each model, so they favour both models; the "
-            "test rows are the unbiased comparison. Runs that kept no validation predictions "
-            "have test rows only.",
-            "unpaired: seeds left out because either run diverged, is missing or has no "
-            "predictions of that split.",
-        ],
-    )
-    if comparisons.empty:
-        table.notes.append(
-            NO_RUNS.format(runs_dir=results.runs_dir) if results.runs.empty
-            else "No ST model has a finished baseline on the same condition yet."
-        )
-    table.notes += duplicate_note(results)
+def _significance_rows(inputs: Inputs) -> pd.DataFrame:
+    return inputs.significance
+
+
+def _no_comparisons(inputs: Inputs) -> str:
+    if inputs.results.runs.empty:
+        return no_runs(inputs)
+    return "No ST model has a finished baseline on the same condition yet."
+
+
+def _significance_sections(comparisons: pd.DataFrame, inputs: Inputs) -> Sections:
+    sections = []
     for scale, group in comparisons.groupby("scale", sort=True):
         display = [{
             "dataset": row.dataset,
@@ -408,34 +247,56 @@ def significance_table(results: Results, comparisons: pd.DataFrame) -> Table:
                            else f"n<{WILCOXON_MIN_PAIRS}"),
             "unpaired": row.unpaired,
         } for row in group.itertuples(index=False)]
-        table.sections.append((f"{scale} scale", pd.DataFrame(display)))
-    table.data = comparisons.assign(
+        sections.append((f"{scale} scale", pd.DataFrame(display)))
+    data = comparisons.assign(
         seeds=comparisons["seeds"].map(lambda seeds: " ".join(map(str, seeds))),
         mcnemar_per_seed=comparisons["mcnemar_per_seed"].map(
             lambda tests: " ".join(f"{t.b}/{t.c}/{t.pvalue:.6g}" for t in tests)),
     )
-    return table
+    return sections, data
 
 
-def build_tables(results: Results, notes: Sequence[str] = ()) -> list[Table]:
-    """Every table; ``notes`` (such as what the workflow left out) are added to each."""
+SIGNIFICANCE = TableSpec(
+    name="significance",
+    title="Spatial transformer vs its baseline on the same images",
+    notes=(
+        "McNemar: exact two-sided test on the discordant images (b = only the ST model "
+        "right, c = only the baseline right), per seed and pooled over seeds; pooled pairs "
+        "share images, so the pooled p-value is optimistic.",
+        "Paired t: two-sided, over seeds' accuracies; Wilcoxon only with 6 or more seeds "
+        "(below that it cannot reach p < 0.05).",
+        "validation rows: the selected epoch's predictions on the validation split, the "
+        "split that selected that epoch for each model, so they favour both models; the "
+        "test rows are the unbiased comparison. Runs that kept no validation predictions "
+        "have test rows only.",
+        "unpaired: seeds left out because either run diverged, is missing or has no "
+        "predictions of that split.",
+        Place.EMPTY, Place.DUPLICATES,
+    ),
+    rows=_significance_rows,
+    sections=_significance_sections,
+    empty_note=_no_comparisons,
+)
+TABLES = (GTSRB_TABLE, TABLE1, ROBUSTNESS, COST, SIGNIFICANCE, COMMITTEE_TABLE, SEQUENCES_TABLE)
+# ---------------------------------------------------------------- every table
+
+
+def build_tables(
+    results: Results, notes: Sequence[str] = (), scale_meanings: Mapping[str, str] | None = None
+) -> list[Table]:
+    """Every table; ``notes`` (such as what the workflow left out) are added to each, and
+    ``scale_meanings`` (the presets' scale_note by scale) to each scale's line."""
     comparisons = compare_with_baselines(results.runs, "test")
     val_comparisons = compare_with_baselines(results.runs, "val")
-    tables = [
-        gtsrb_table(results, comparisons),
-        stn_table1(results, comparisons),
-        robustness_table(results),
-        cost_table(results),
-        significance_table(results, _significance_rows(comparisons, val_comparisons)),
-        committee_table(results),
-        sequences_table(results, comparisons),
-    ]
+    inputs = Inputs(results, comparisons, _test_then_val(comparisons, val_comparisons),
+                    scale_meanings or {})
+    tables = [build_table(spec, inputs) for spec in TABLES]
     for table in tables:
         table.notes += [*notes, *older_definition_notes(results.runs)]
     return tables
 
 
-def _significance_rows(test: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
+def _test_then_val(test: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
     """Each comparison's test row, then its validation row where any seed has one."""
     val = val[val["n_pairs"] > 0]
     if val.empty:
@@ -444,6 +305,11 @@ def _significance_rows(test: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(CELL, kind="stable", ignore_index=True)
 
 
-def write_tables(results: Results, out_dir: Path, notes: Sequence[str] = ()) -> list[Path]:
-    return [path for table in build_tables(results, notes)
+def write_tables(
+    results: Results,
+    out_dir: Path,
+    notes: Sequence[str] = (),
+    scale_meanings: Mapping[str, str] | None = None,
+) -> list[Path]:
+    return [path for table in build_tables(results, notes, scale_meanings)
             for path in write_table(table, out_dir)]

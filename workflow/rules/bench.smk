@@ -6,12 +6,12 @@ rule bench:
     log:
         LOGS / "bench" / "{device}" / "{bench}.log",
     benchmark:
-        BENCHMARKS / "bench" / "{device}" / "{bench}.tsv"
-    threads: lambda wildcards: pipeline.bench_threads(config, workflow.cores)
+        TIMINGS / "bench" / "{device}" / "{bench}.tsv"
+    threads: lambda wildcards: jobs.bench_threads(config, workflow.cores)
     resources:
         gpu=lambda wildcards: int(wildcards.device == "cuda"),
     params:
-        args=lambda wildcards: pipeline.bench_arguments(config, grid().benches.loc[wildcards.bench]),
+        args=lambda wildcards: jobs.bench_arguments(config, grid().benches.loc[wildcards.bench]),
     conda:
         ENV
     shell:

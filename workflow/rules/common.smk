@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from stnbench import pipeline
+from stnbench import jobs, pipeline
 from stnbench.paths import resolve_data_dir
 
 
@@ -17,7 +17,8 @@ RUNS = RESULTS / "runs"
 BENCH = RESULTS / "bench"
 DATA_DIR = resolve_data_dir(config["data_dir"])
 LOGS = Path("logs") / SCALE
-BENCHMARKS = Path("benchmarks") / SCALE
+# Snakemake's per-job time and memory (`benchmark:`), beside the jobs' logs.
+TIMINGS = LOGS / "timing"
 ENV = "../envs/stnbench.yaml"
 
 
@@ -40,7 +41,7 @@ def grid() -> pipeline.Grid:
 
 @cache
 def device() -> str:
-    return pipeline.job_device(config)
+    return jobs.job_device(config)
 
 
 def gpus(wildcards=None) -> int:
@@ -74,7 +75,7 @@ def train_inputs(wildcards) -> dict:
     # A variant's definition is written by the workflow before its cells train: a finished
     # cell is compared with its run once the definition is there.
     if all(Path(path).exists() for path in model_files):
-        pipeline.check_finished_cell(metrics, cell["spec"], device())
+        jobs.check_finished_cell(metrics, cell["spec"], device())
     # ancient: whether a finished cell is up to date is decided by content, just above, not
     # by file times: a fresh clone writes a cell's spec.yaml after its metrics.json.
     return {
@@ -108,9 +109,13 @@ def all_galleries(wildcards=None) -> list[Path]:
 
 
 def notes_arguments(wildcards=None, strict=True) -> str:
-    """What the results leave out (GTSRB without its archives), for the tables' notes."""
+    """What the results leave out (GTSRB without its archives), and what the preset's scale
+    means, for the tables' notes."""
     notes = pipeline.skip_notes(config, strict=strict)
-    return " ".join(f"--note {shlex.quote(note)}" for note in notes)
+    arguments = [f"--note {shlex.quote(note)}" for note in notes]
+    if "scale_note" in config:
+        arguments.append(f"--scale-note {shlex.quote(SCALE + '=' + config['scale_note'])}")
+    return " ".join(arguments)
 
 
 TABLES = pipeline.TABLES

@@ -2,12 +2,12 @@ rule prepare_data:
     output:
         DATA_DIR / "prepared" / "{prep}.json",
     params:
-        args=lambda wildcards: pipeline.prepare_arguments(config, grid().preps[wildcards.prep]),
+        args=lambda wildcards: jobs.prepare_arguments(config, grid().preps[wildcards.prep]),
         data_dir=DATA_DIR,
     log:
         LOGS / "data" / "{prep}.log",
     benchmark:
-        BENCHMARKS / "data" / "{prep}.tsv"
+        TIMINGS / "data" / "{prep}.tsv"
     conda:
         ENV
     shell:

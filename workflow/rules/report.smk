@@ -50,7 +50,7 @@ rule gallery:
     log:
         LOGS / "gallery" / "{prep}.log",
     params:
-        args=lambda wildcards: pipeline.gallery_arguments(grid(), wildcards.prep),
+        args=lambda wildcards: jobs.gallery_arguments(grid(), wildcards.prep),
         data_dir=DATA_DIR,
     conda:
         ENV

@@ -32,7 +32,7 @@ rule train:
     log:
         LOGS / "train" / "{cell}.log",
     benchmark:
-        BENCHMARKS / "train" / "{cell}.tsv"
+        TIMINGS / "train" / "{cell}.tsv"
     threads: config["threads"]
     resources:
         gpu=gpus,
