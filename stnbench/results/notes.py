@@ -14,7 +14,7 @@ SIGNIFICANCE_LEVEL = 0.05
 UNSPECIFIED_NOTE = "the runs record no scale"
 NO_RUNS = "No runs yet under {runs_dir}."
 NOT_RUN = "not run"
-NOT_RUN_NOTE = (f"{NOT_RUN}: no run of this model, or of this family, at this scale: not in the "
+NOT_RUN_NOTE = (f"{NOT_RUN}: no run of this model on this family at this scale: not in the "
                 "grid that produced these results (unlike missing: a seed that other models "
                 "finished).")
 COUNTING_NOTE = ("Cells: mean ± sample std over seeds (n = finished seeds); a seed that any model "

@@ -80,7 +80,7 @@ def _table1_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
         cells["difference_pp"] = 100 * cells["mean"] - cells["paper_error_pct"]
         data.append(cells)
         display = []
-        ran_models, ran_families = set(at_scale["model"]), set(at_scale["distortion"])
+        ran = set(zip(at_scale["model"], at_scale["distortion"], strict=True))
         for model in models:
             row = {"model": model, "paper name": paper_names.get(model, "—")}
             for distortion in distortions:
@@ -89,7 +89,7 @@ def _table1_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
                 key = (scale, MNIST.name, MNIST_PREPARATION, distortion, 1.0, model)
                 row[f"{distortion}: ours"] = (
                     format_cell(cell) + marks.get(key, "")
-                    if model in ran_models and distortion in ran_families else NOT_RUN
+                    if (model, distortion) in ran else NOT_RUN
                 )
                 row[f"{distortion}: paper"] = format_number(cell["paper_error_pct"], 1)
                 row[f"{distortion}: Δ"] = ("—" if math.isnan(cell["difference_pp"])
