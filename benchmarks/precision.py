@@ -19,7 +19,8 @@ import torch
 
 from stnbench import provenance
 from stnbench.datasets import Split
-from stnbench.engine.loop import set_determinism, train_epoch
+from stnbench.device import set_determinism
+from stnbench.engine.loop import train_epoch
 from stnbench.io import atomic_write_json
 from stnbench.models import create_model
 

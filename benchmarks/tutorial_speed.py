@@ -28,7 +28,8 @@ from torchvision import datasets, transforms
 
 from stnbench import provenance
 from stnbench.datasets import Split, load_dataset, prepare_dataset
-from stnbench.engine.loop import set_determinism, train_epoch
+from stnbench.device import set_determinism
+from stnbench.engine.loop import train_epoch
 from stnbench.io import atomic_write_json
 from stnbench.models import create_model
 

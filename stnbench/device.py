@@ -4,6 +4,7 @@ torch is imported inside the functions: the command line reads the choices below
 its help, and should not pay torch's two seconds of import for that.
 """
 
+import os
 from typing import TYPE_CHECKING
 
 from stnbench.errors import StnbenchError
@@ -37,3 +38,18 @@ def set_threads(threads: int | None) -> None:
         if threads < 1:
             raise StnbenchError(f"--threads {threads}: must be at least 1")
         torch.set_num_threads(threads)
+
+
+def set_determinism(device: "torch.device") -> bool:
+    """Deterministic kernels; returns whether the run is bit-reproducible on this device.
+
+    CUDA has no deterministic backward for ``grid_sample``: there the run goes on with
+    warnings and is recorded as not bit-reproducible.
+    """
+    import torch
+
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    return device.type == "cpu"
