@@ -15,6 +15,7 @@ from stnbench.cli import main
 from stnbench.dataset_registry import DATASETS
 from stnbench.datasets import DatasetTensors
 from stnbench.engine import targets
+from stnbench.engine.recipes import list_recipes
 from stnbench.errors import StnbenchError
 from stnbench.models import (
     count_flops,
@@ -25,7 +26,6 @@ from stnbench.models import (
     model_sizes,
     spatial_transformers,
 )
-from stnbench.models.builder import RECIPES
 from stnbench.models.registry import DEFINITIONS_DIR
 from stnbench.models.spatial_transformer import SpatialTransformer
 from stnbench.models.transformations import AffineGrid
@@ -74,7 +74,7 @@ def test_the_zoo_has_every_named_model_and_each_file_is_named_after_it():
     for name in ZOO:
         info = model_info(name)
         assert info["name"] == name
-        assert info["recipe"] in RECIPES
+        assert info["recipe"] in list_recipes()
         assert info["description"] and info["source"]
         assert set(info["datasets"]) <= set(DATASETS)
         raw = yaml.safe_load((DEFINITIONS_DIR / f"{name}.yaml").read_text())

@@ -14,17 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from stnbench.dataset_registry import DATASETS
+from stnbench.engine.recipes import list_recipes
 from stnbench.errors import StnbenchError
-from stnbench.models.layers import LCN_KERNELS, LocalContrastNorm, ScaledTanh, Standardize
+from stnbench.models.layers import (
+    LCN_KERNELS,
+    Committee,
+    LocalContrastNorm,
+    ScaledTanh,
+    Standardize,
+)
 from stnbench.models.recurrent import CELLS, Positions, RecurrentLocalization
 from stnbench.models.spatial_transformer import SpatialTransformer
 from stnbench.models.transformations import make_grid_generator
 
-RECIPES = ("stn-paper-mnist", "moodstocks", "idsia", "idsia-mcdnn", "tutorial", "rnn-spn")
 TOP_LEVEL_KEYS = (
     "name", "description", "source", "baseline", "datasets", "recipe", "preprocess", "committee",
     "init", "sequence", "layers",
@@ -64,19 +69,6 @@ class InputSpec:
     num_classes: int
     mean: Sequence[float] | None
     std: Sequence[float] | None
-
-
-class Committee(nn.Module):
-    """Columns run side by side; the output is the log of their mean class probabilities
-    (the multi-column average of Ciresan et al.), a valid logit vector for cross-entropy."""
-
-    def __init__(self, columns: list[nn.Module]) -> None:
-        super().__init__()
-        self.columns = nn.ModuleList(columns)
-
-    def forward(self, x: Tensor) -> Tensor:
-        log_probs = torch.stack([column(x).log_softmax(dim=-1) for column in self.columns])
-        return log_probs.logsumexp(dim=0) - math.log(len(self.columns))
 
 
 class Model(nn.Module):
@@ -125,9 +117,9 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
     datasets = definition["datasets"]
     if not isinstance(datasets, list) or not datasets or any(d not in DATASETS for d in datasets):
         raise StnbenchError(f"{source}: datasets {datasets!r} must list some of {list(DATASETS)}")
-    if definition["recipe"] not in RECIPES:
+    if definition["recipe"] not in list_recipes():
         raise StnbenchError(
-            f"{source}: recipe {definition['recipe']!r} is not one of {', '.join(RECIPES)}"
+            f"{source}: recipe {definition['recipe']!r} is not one of {', '.join(list_recipes())}"
         )
     if not isinstance(definition["layers"], list) or not definition["layers"]:
         raise StnbenchError(f"{source}: layers must be a non-empty list")

@@ -1,5 +1,7 @@
-"""Small parameter-free layers used by the model definitions."""
+"""Small layers used by the model definitions: parameter-free ones, and the committee that
+averages its columns."""
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -86,3 +88,16 @@ class LocalContrastNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, kernel={self.kind}"
+
+
+class Committee(nn.Module):
+    """Columns run side by side; the output is the log of their mean class probabilities
+    (the multi-column average of Ciresan et al.), a valid logit vector for cross-entropy."""
+
+    def __init__(self, columns: list[nn.Module]) -> None:
+        super().__init__()
+        self.columns = nn.ModuleList(columns)
+
+    def forward(self, x: Tensor) -> Tensor:
+        log_probs = torch.stack([column(x).log_softmax(dim=-1) for column in self.columns])
+        return log_probs.logsumexp(dim=0) - math.log(len(self.columns))
