@@ -187,8 +187,8 @@ def _shifts(
     "rotation",
     source=(
         "STN paper, section 4.1 and appendix A (R: rotation uniform in +-90 deg), as "
-        "REFERENCE.md and luuf/stn-placement (RandomRotation(90)) give it; the paper is silent "
-        "on interpolation (bilinear here)."
+        "secondary summaries and luuf/stn-placement (RandomRotation(90)) give it; the paper "
+        "is silent on interpolation (bilinear here)."
     ),
 )
 def rotation(
@@ -231,7 +231,7 @@ def translation(
     canvas=_translation_canvas,
     source=(
         "STN paper, section 4.1 and appendix A (RTS: rotation +-45 deg, scale 0.7-1.2, a "
-        "random position in a 42x42 canvas, all uniform), as REFERENCE.md and "
+        "random position in a 42x42 canvas, all uniform), as secondary summaries and "
         "hvy/chainer-spatial-transformer-networks (transform_mnist_rts) give it; the paper is "
         "silent on whether the digit may leave the canvas (here it stays fully inside)."
     ),
@@ -266,7 +266,7 @@ PERSPECTIVE_CANDIDATES = 8
     version=2,
     source=(
         "STN paper, section 4.1 and appendix A (P: scale 0.75-1.0, then the 4 corners moved "
-        "by a Gaussian), with sigma 5 px at 28 px from two reproductions (REFERENCE.md; the "
+        "by a Gaussian), with sigma 5 px at 28 px from two reproductions (secondary; the "
         "paper's sentence could not be read here). No source read here says what becomes of "
         "folded or nearly degenerate corner draws; this suite redraws them (version 2: "
         "interior angles at most 150 deg and sides at least a quarter of the image's; "
@@ -306,7 +306,7 @@ def perspective(
     source=(
         "STN paper, section 4.1 and appendix A (E: a thin-plate spline on a regular 4x4 grid "
         "of 16 control points, each moved by a Gaussian), with sigma 1.5 px at 28 px from "
-        "REFERENCE.md (secondary). Issue #24 reads the paper as scaling the digit (0.75-1.0) "
+        "a secondary summary. One reading of the paper scales the digit (0.75-1.0) "
         "before the jitter; neither the paper's text nor a reproduction that says so could be "
         "read here, so no scale is applied: unverified, not adopted."
     ),
