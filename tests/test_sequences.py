@@ -31,8 +31,7 @@ from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
 from stnbench.models import create_model, model_sizes, spatial_transformers
 from stnbench.results.collect import collect, load_correct
-from stnbench.results.compare import compare_with_baselines
-from stnbench.results.sequences import sequences_table
+from stnbench.results.tables import build_tables
 from stnbench.results.viz import load_run
 
 TASK = TASKS["sequence"]
@@ -304,7 +303,7 @@ def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, dat
     # The sequence table puts the run beside the paper's digit error.
     results = collect(tmp_path)
     assert results.runs["test_element_error"].tolist() == [record.test_element_error]
-    (_, display), = sequences_table(results, compare_with_baselines(results.runs, "test")).sections
+    (_, display), = {table.name: table for table in build_tables(results)}["sequences"].sections
     row = display.set_index("model").loc["seq-cnn"]
     assert row["paper digit error %"] == "2.9"
     assert row["digit error %"].startswith(f"{100 * record.test_element_error:.2f} (n=1)")

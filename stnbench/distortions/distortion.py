@@ -126,7 +126,12 @@ class Distortion:
 
 
 def distortion_version(family: str) -> int:
-    """The current definition version of the distortion family named ``family``."""
+    """The current definition version of the distortion family (or sequence task) named
+    ``family``."""
+    from stnbench.distortions.sequences import get_task, is_sequence_task
+
+    if is_sequence_task(family):
+        return get_task(family).version
     if family not in FAMILIES:
         raise StnbenchError(f"distortion {family!r}: expected one of {', '.join(FAMILIES)}")
     return get_family(family).version

@@ -57,6 +57,7 @@ class SequenceTask:
     # Read by the engine in place of a Distortion's fields.
     family: str = TASK_NAME
     severity: float = 1.0
+    version: int = 1  # raise it when the task's definition changes, as a family's version
 
     def count(self, split_name: str) -> int:
         return dict(self.counts)[split_name]
