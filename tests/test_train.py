@@ -254,11 +254,13 @@ def test_transformer_snapshots_span_the_run(reference_run: Path) -> None:
     assert np.abs(grids[-1] - grids[0]).max() > 0.01
 
 
-def test_the_model_documentation_is_not_part_of_the_run(reference_run: Path) -> None:
+def test_the_model_and_recipe_documentation_is_not_part_of_the_run(reference_run: Path) -> None:
     config = json.loads((reference_run / "metrics.json").read_text())["config"]
     documented = copy.deepcopy(config)
     documented["model_definition"]["source"] = "a corrected source"
     documented["model_definition"]["definition"]["baseline"] = "tiny-cnn"
+    # A recipe's corrected source note leaves its runs, and their checkpoints, as they were.
+    documented["recipe_source"] = "a corrected note on the recipe's source"
     assert identity(documented) == identity(config)
     widened = copy.deepcopy(config)
     widened["model_definition"]["definition"]["layers"][1]["conv"]["out"] = 9

@@ -41,6 +41,9 @@ DEFAULT_DIVERGENCE = {
 # Fields that say where and how fast a run executes, not what it computes: a finished run
 # is not retrained when only these differ.
 RUNTIME_FIELDS = ("threads", "data_dir", "archives")
+# What documents a run without changing it: a recipe's corrected source note leaves the run,
+# its checkpoint and its finished record as they were.
+DOCUMENTATION_FIELDS = ("recipe_source",)
 REQUIRED_FIELDS = ("dataset", "distortion", "severity", "model", "seed")
 # Fields added after runs were recorded without them, with the value those runs had: at this
 # value a field leaves a run's identity as it was, so that finished runs stay finished. A run
@@ -114,12 +117,12 @@ _HINTS = typing.get_type_hints(RunSpec)
 
 def identity(config: Mapping[str, Any]) -> dict:
     """What makes two runs the same run: the config without its runtime-only fields and
-    without the model's documentation (a corrected source or a declared baseline leaves the
-    network, and so the run, as it was)."""
+    without the recipe's and the model's documentation (a corrected source or a declared
+    baseline leaves the network, and so the run, as it was)."""
     same = {
         key: value
         for key, value in config.items()
-        if key not in RUNTIME_FIELDS
+        if key not in RUNTIME_FIELDS and key not in DOCUMENTATION_FIELDS
         and not (key in ADDED_FIELDS and value == ADDED_FIELDS[key])
     }
     model = same.get("model_definition")
