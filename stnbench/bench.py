@@ -21,12 +21,18 @@ from torch import nn
 from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
-from stnbench import dataset_registry, provenance
+from stnbench import provenance
 from stnbench.bench_file import SCHEMA_VERSION
 from stnbench.dataset_registry import DATASETS
 from stnbench.engine import targets
 from stnbench.errors import StnbenchError
-from stnbench.models import count_flops, count_parameters, create_model, model_info, model_sizes
+from stnbench.models import (
+    count_flops,
+    count_parameters,
+    create_model,
+    model_info,
+    model_input_shape,
+)
 from stnbench.models.flops import ST_FLOP_FORMULAS
 
 DEFAULT_BATCH_SIZES = (1, 64, 256)
@@ -288,7 +294,7 @@ def run_bench(
     model_name: str, dataset: str, *, size: int | None = None, settings: BenchSettings
 ) -> dict[str, Any]:
     """Benchmark a zoo model (or a model YAML) on random inputs of ``dataset``'s geometry."""
-    input_shape = dataset_registry.input_shape(dataset, size, model_sizes(model_name, dataset))
+    input_shape = model_input_shape(model_name, dataset, size)
     meant_for = model_info(model_name)["datasets"]
     if dataset not in meant_for:
         raise StnbenchError(

@@ -112,30 +112,43 @@ def test_tables_name_a_corrupt_record_in_one_line(
     assert not (tmp_path / "tables").exists()
 
 
-def demo_run(distortion: str, model: str = "cnn") -> Path:
+def committed_run(distortion: str, model: str = "cnn", where: str = "demo") -> Path:
     return next(
         path.parent for path in committed_records()
-        if "/demo/runs/" in str(path) and f"_distortion~{distortion}_" in str(path)
+        if f"/{where}/runs/" in str(path) and f"_distortion~{distortion}_" in str(path)
         and f"_model~{model}_seed~0" in str(path)
     )
 
 
+def copy_run(run: Path, folder: Path) -> Path:
+    (folder / run.name).mkdir(parents=True)
+    for path in run.iterdir():
+        (folder / run.name / path.name).write_bytes(path.read_bytes())
+    return folder / run.name
+
+
 def test_a_run_of_an_older_distortion_definition_is_out_of_date(tmp_path: Path) -> None:
-    # The committed demo runs were recorded before distortions had versions: version 1.
-    older, current = demo_run("P"), demo_run("R")
+    # The demo's P runs are of P's current definition; a record without a version was trained
+    # before distortions had versions, on version 1.
+    runs = tmp_path / "runs"
+    current, unchanged = copy_run(committed_run("P"), runs), copy_run(committed_run("R"), runs)
+    assert read_record(current / "metrics.json").distortion_version == 2
+    older = copy_run(committed_run("P"), tmp_path / "older")
+    record = json.loads((older / "metrics.json").read_text())
+    del record["config"]["distortion_version"]
+    (older / "metrics.json").write_text(json.dumps(record))
     assert read_record(older / "metrics.json").distortion_version == 1
-    spec = yaml.safe_load((current / "spec.yaml").read_text())
-    jobs.check_finished_cell(current / "metrics.json", spec, "cpu")
+    for run in (current, unchanged):
+        jobs.check_finished_cell(run / "metrics.json", yaml.safe_load(
+            (run / "spec.yaml").read_text()), "cpu")
     spec = yaml.safe_load((older / "spec.yaml").read_text())
     with pytest.raises(StnbenchError, match="'distortion_version' differs"):
         jobs.check_finished_cell(older / "metrics.json", spec, "cpu")
 
-    # An ST-CNN run of the committed demo was trained on the model's earlier definition.
-    runs = tmp_path / "runs"
-    for run in (older, current, demo_run("R", "st-cnn-affine")):
-        (runs / run.name).mkdir(parents=True)
-        for path in run.iterdir():
-            (runs / run.name / path.name).write_bytes(path.read_bytes())
+    # The older P run beside the current ones, and an ST-CNN run of the CPU reference, trained
+    # on the model's earlier definition.
+    (older / "metrics.json").replace(current / "metrics.json")
+    copy_run(committed_run("R", "st-cnn-affine", where="cpu"), runs)
     assert main(["results", "tables", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
     table = (tmp_path / "out" / "tables" / "table1.md").read_text()
     assert "Out of date: run(s) trained on an earlier definition of their distortion, " in table

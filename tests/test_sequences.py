@@ -13,7 +13,6 @@ import yaml
 
 from stnbench.bench import model_cost
 from stnbench.cli import main
-from stnbench.dataset_registry import input_shape
 from stnbench.datasets import DatasetTensors, Split
 from stnbench.distortions import run_input_size
 from stnbench.distortions.gallery import PIXELS_PER_PIXEL, draw_gallery
@@ -29,7 +28,7 @@ from stnbench.engine.predictions import read_predictions
 from stnbench.engine.record import read_record, validate_record
 from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
-from stnbench.models import create_model, model_sizes, spatial_transformers
+from stnbench.models import create_model, model_input_shape, spatial_transformers
 from stnbench.results.collect import collect, load_correct
 from stnbench.results.tables import build_tables
 from stnbench.results.viz import load_run
@@ -331,11 +330,11 @@ def test_gallery_draws_a_row_of_sequences(mnist: DatasetTensors, tmp_path: Path)
 def test_sequence_models_are_benched_on_their_canvas() -> None:
     # The workflow benches each model at its data set's size; a sequence model reads the
     # task's canvas whatever the size of the digits.
-    assert input_shape("mnist", 28, model_sizes("rnn-spn", "mnist")) == (1, 100, 100)
-    assert input_shape("mnist", None, model_sizes("ffn-spn", "mnist")) == (1, 100, 100)
-    assert input_shape("mnist", 28, model_sizes("cnn", "mnist")) == (1, 28, 28)
+    assert model_input_shape("rnn-spn", "mnist", 28) == (1, 100, 100)
+    assert model_input_shape("ffn-spn", "mnist", None) == (1, 100, 100)
+    assert model_input_shape("cnn", "mnist", 28) == (1, 28, 28)
     with pytest.raises(StnbenchError, match="--size 50"):
-        input_shape("mnist", 50, model_sizes("rnn-spn", "mnist"))
+        model_input_shape("rnn-spn", "mnist", 50)
     model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10)
     cost = model_cost(model, (1, 100, 100), 10)
     assert cost["train_flops_per_image"] > cost["flops_per_image"] > 0

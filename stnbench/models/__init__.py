@@ -1,7 +1,13 @@
 """Spatial transformers and the model zoo, each model a YAML definition (``definitions/``)."""
 
 from stnbench.models.flops import count_flops, count_parameters
-from stnbench.models.registry import create_model, list_models, model_info, model_sizes
+from stnbench.models.registry import (
+    create_model,
+    list_models,
+    model_info,
+    model_input_shape,
+    model_sizes,
+)
 from stnbench.models.spatial_transformer import (
     SpatialTransformer,
     parameter_groups,
@@ -18,6 +24,7 @@ __all__ = [
     "describe_zoo",
     "list_models",
     "model_info",
+    "model_input_shape",
     "model_sizes",
     "parameter_groups",
     "spatial_transformers",

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from stnbench.dataset_registry import get_dataset
+from stnbench.dataset_registry import DATASETS, get_dataset, input_shape
 from stnbench.errors import StnbenchError
 from stnbench.models.builder import InputSpec, build_model, resolve_definition
 
@@ -82,6 +82,15 @@ def model_sizes(name_or_path: str, dataset: str) -> tuple[int, ...]:
     facts = get_dataset(dataset)
     sequence = model_info(name_or_path)["definition"].get("sequence") is not None
     return facts.sequence_sizes if sequence else facts.input_sizes
+
+
+def model_input_shape(
+    name_or_path: str, dataset: str, size: int | None = None
+) -> tuple[int, int, int]:
+    """[C, H, W] of the images a model takes on ``dataset`` at ``size`` px (None: its first
+    size); the errors name the command-line options (``--dataset``, ``--size``)."""
+    sizes = model_sizes(name_or_path, dataset) if dataset in DATASETS else None
+    return input_shape(dataset, size, sizes)
 
 
 def create_model(

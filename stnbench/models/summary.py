@@ -6,10 +6,16 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from stnbench.dataset_registry import DATASETS, input_shape
+from stnbench.dataset_registry import DATASETS
 from stnbench.io import atomic_write_text
 from stnbench.models.flops import count_flops, count_parameters
-from stnbench.models.registry import create_model, list_models, model_info, model_sizes
+from stnbench.models.registry import (
+    create_model,
+    list_models,
+    model_info,
+    model_input_shape,
+    model_sizes,
+)
 from stnbench.models.spatial_transformer import spatial_transformers
 
 COLUMNS = ("name", "dataset", "size", "params", "flops", "transformers")
@@ -17,7 +23,7 @@ COLUMNS = ("name", "dataset", "size", "params", "flops", "transformers")
 
 def describe_model(name_or_path: str, dataset: str, size: int | None = None) -> dict:
     """Parameters and forward FLOPs per image of a model on ``dataset`` images of ``size`` px."""
-    shape = input_shape(dataset, size, model_sizes(name_or_path, dataset))
+    shape = model_input_shape(name_or_path, dataset, size)
     channels, size = shape[0], shape[-1]
     model = create_model(name_or_path, in_channels=channels, input_size=size,
                          num_classes=DATASETS[dataset].num_classes)
