@@ -8,8 +8,11 @@ CORES ?= 4
 # `make demo` trains the demo afresh into DEMO_OUT (git-ignored): results/demo is the committed
 # reference to compare it with, and a workflow keeps the finished runs it finds.
 DEMO_OUT ?= results/demo-rerun
-# `make tables CONFIG=config/config.yaml` for the full reproduction's tables.
+# `make tables CONFIG=config/config.yaml` for the full reproduction's tables; RESULTS names
+# another results folder than the preset's (`make tables RESULTS=results/demo-rerun` after
+# `make demo`).
 CONFIG ?= config/demo.yaml
+RESULTS ?=
 # The rules call `stnbench`; the workflow profile limits GPU jobs to one at a time.
 SNAKEMAKE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
@@ -40,7 +43,7 @@ reproduce: install
 	$(SNAKEMAKE) --cores $(CORES)
 
 tables: install
-	$(SNAKEMAKE) tables --cores 1 --configfile $(CONFIG)
+	$(SNAKEMAKE) tables --cores 1 --configfile $(CONFIG) $(if $(RESULTS),--config results_dir=$(RESULTS))
 
 report: install
 	$(SNAKEMAKE) --configfile $(CONFIG) --report report.html

@@ -198,7 +198,11 @@ def skip_notes(config: Mapping[str, Any], *, strict: bool = True) -> list[str]:
         if strict:
             raise StnbenchError(problem)
         return []
-    return [GTSRB_SKIPPED.format(reason=problem)]
+    # One wording whether the folder is missing or lacks the archives (which a first run's
+    # data folder may well be): the tables, and the jobs whose parameters they are, stay put.
+    incomplete = "incomplete GTSRB" in problem
+    reason = problem if incomplete else f"no GTSRB archives in {gtsrb_folder(config)}"
+    return [GTSRB_SKIPPED.format(reason=reason)]
 
 
 # ------------------------------------------------------------------------------ the grid

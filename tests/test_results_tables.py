@@ -32,7 +32,9 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
     without it the run has test predictions only, as runs written before validation ones.
     ``baseline`` defaults to the one the registered ST models declare.
     """
-    run = root / f"{dataset}-{distortion}-{severity}-{model}-{seed}"
+    # A variant's run records the path of its YAML file as its model, and its name inside.
+    name = Path(model).stem
+    run = root / f"{dataset}-{distortion}-{severity}-{name}-{seed}"
     run.mkdir(parents=True)
     label = np.arange(TEST_IMAGES) % 10
     status = "ok" if accuracy is not None else "diverged"
@@ -59,6 +61,7 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
               "contrast": "original", "augmentation": None,
               "eval_seed": 0, "limit_train": None, "data_dir": None, "val_fraction": None,
               "model_definition": {
+                  "name": name,
                   "description": f"{model} for tests",
                   "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
                                  **({"baseline": baseline} if baseline else {})},
@@ -183,9 +186,10 @@ def test_a_variant_is_compared_with_the_baseline_its_definition_declares(tmp_pat
     root = tmp_path / "runs"
     write_run(root, model="fcn", seed=0, accuracy=0.80)
     write_run(root, model="cnn", seed=0, accuracy=0.90)
-    write_run(root, model="my-st-fcn", seed=0, accuracy=0.95, baseline="fcn")
+    write_run(root, model="my-models/my-st-fcn.yaml", seed=0, accuracy=0.95, baseline="fcn")
     write_run(root, model="st-cnn-affine", seed=0, accuracy=0.70)
     comparisons = compare_with_baselines(collect(root).runs).set_index("model")
+    # Named as its definition names it, not by the path of its file.
     assert comparisons.at["my-st-fcn", "baseline"] == "fcn"
     assert comparisons.at["my-st-fcn", "difference_pp"] == pytest.approx(15.0)
     assert comparisons.at["st-cnn-affine", "baseline"] == "cnn"

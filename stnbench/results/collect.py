@@ -108,7 +108,9 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
         "preparation": Prep.of_run(record.dataset, config).label,
         "distortion": record.distortion,
         "severity": float(record.severity),
-        "model": record.model,
+        # The definition's name, as the run's folder has it: a variant's run records the path
+        # of its YAML file as its model.
+        "model": info.get("name", record.model),
         "seed": record.seed,
         "status": record.status,
         "reason": record.reason,

@@ -15,9 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
 from PIL import Image
 
+from stnbench import dataset_registry
 from stnbench.dataset_registry import DATASETS
 from stnbench.io import atomic_write
-from stnbench.results import published
+from stnbench.results import published, stats
 from stnbench.results.collect import CELL, CONDITION, SWEEP, Results
 from stnbench.results.stats import summarize_cells
 
@@ -68,13 +69,13 @@ def _save(figure: Figure, out_dir: Path, name: str, inputs: str) -> list[Path]:
 
 
 def inputs_digest(results: Results) -> str:
-    """sha256 of all a plot is drawn from: the results' frames, this package's code and the
-    plotting libraries' versions."""
+    """sha256 of all a plot is drawn from: the results' frames (whatever collected them), the
+    code that draws them and the plotting libraries' versions."""
     digest = hashlib.sha256(str(results.runs_dir).encode())
     for frame in (results.runs, results.history, results.bench):
         digest.update(frame.to_csv().encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
+    for module in (__file__, published.__file__, stats.__file__, dataset_registry.__file__):
+        digest.update(Path(module).read_bytes())
     digest.update(f"{matplotlib.__version__} {sns.__version__} {pd.__version__}".encode())
     return digest.hexdigest()
 
