@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -290,6 +291,23 @@ def test_finished_run_is_not_retrained(reference_run: Path, prepared: Path, tmp_
     spec = write_spec(tmp_path / "other.yaml", lr=0.5)
     assert main(train_args(reference_run, prepared, spec, TINY_ST, "RTS", 3)) == 1
     assert (reference_run / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_checkpoint_of_another_run_names_the_field_that_differs(
+    reference_run: Path, prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A run stopped mid-way (its checkpoint without a record) asked for again at another
+    # learning rate: refused in one line that says which field to ask for to resume it.
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(reference_run / CHECKPOINT_NAME, out / CHECKPOINT_NAME)
+    before = (out / CHECKPOINT_NAME).read_bytes()
+    spec = write_spec(tmp_path / "other.yaml", lr=0.5)
+    assert main(train_args(out, prepared, spec, TINY_ST, "RTS", 3)) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the run's banner line
+    assert str(out / CHECKPOINT_NAME) in error
+    assert "belongs to a different run (its 'lr' is 0.05, this run's 0.5)" in error
+    assert (out / CHECKPOINT_NAME).read_bytes() == before
 
 
 def test_sigkill_at_any_moment_then_resume_gives_identical_metrics(

@@ -10,7 +10,7 @@ from torch import nn
 
 from stnbench.engine.evolution import EvolutionRecorder
 from stnbench.engine.record import EpochRecord
-from stnbench.engine.spec import identity
+from stnbench.engine.spec import first_difference
 from stnbench.errors import StnbenchError
 from stnbench.io import atomic_write, load_tensors
 
@@ -68,9 +68,14 @@ class TrainingState:
         state = _load(path)
         if state is None:
             return False
-        if identity(state["config"]) != identity(self.config):
+        key = first_difference(state["config"], self.config)
+        if key is not None:
+            # Name the field: a checkpoint written at another precision or on another kind of
+            # machine is resumed by asking for that value again, not by deleting hours of work.
             raise StnbenchError(
-                f"{path}: belongs to a different run; remove it or choose another --out"
+                f"{path}: belongs to a different run (its {key!r} is "
+                f"{state['config'].get(key)!r}, this run's {self.config.get(key)!r}); ask for "
+                "that value to resume it, or remove it or choose another --out"
             )
         for name in STATEFUL:
             getattr(self, name).load_state_dict(state[name])

@@ -135,6 +135,12 @@ def identity(config: Mapping[str, Any]) -> dict:
     return same
 
 
+def first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The first field (by name) in which two runs' identities differ; None for one run."""
+    old, new = identity(old), identity(new)
+    return next((key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)), None)
+
+
 def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> RunRecord | None:
     """The record of the finished run at ``metrics_path``, or None where there is none yet.
 
@@ -144,9 +150,8 @@ def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> RunRecord | N
     if not metrics_path.exists():
         return None
     record = read_record(metrics_path)
-    old, new = identity(record.config), identity(config)
-    if old != new:
-        key = next(key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key))
+    key = first_difference(record.config, config)
+    if key is not None:
         raise StnbenchError(
             f"{metrics_path}: holds a finished run whose {key!r} differs from the run asked "
             "for; remove that run's folder to train it again, or write the new run elsewhere"
