@@ -9,10 +9,15 @@ For each model, on the same data, threads and batch size:
   tensors in memory, the same distortion drawn per batch, forward, cross-entropy, backward,
   SGD step, and nothing else (no checks, no snapshots, no progress).
 
+`--precision bf16` runs both in bf16 autocast with channels_last (what `stnbench train` does
+at that precision); fp32 runs both without either.
+
 The two alternate, `--repeats` times each, and the best of each is compared.
 
 Usage: .venv/bin/python benchmarks/train_overhead.py [--data-dir data] [--models cnn ...]
-Writes results/benchmarks/train_overhead.json and prints images/s and the overhead.
+    [--precision fp32|bf16] [--out FILE]
+Writes results/benchmarks/train_overhead.json (fp32) or train_overhead_bf16.json and prints
+images/s and the overhead.
 """
 
 import argparse
@@ -55,7 +60,7 @@ def command_speed(model: str, distortion: str, args: argparse.Namespace) -> floa
             sys.executable, "-m", "stnbench", "train", "--dataset", "mnist",
             "--distortion", distortion, "--model", model, "--seed", "0", "--device", "cpu",
             "--threads", str(THREADS), "--data-dir", str(args.data_dir), "--spec", str(spec),
-            "--out", str(out),
+            "--out", str(out), "--precision", args.precision,
         ]  # fmt: skip
         if distortion != "none":
             command += ["--severity", "1"]
@@ -78,6 +83,9 @@ def bare_speed(model_name: str, distortion: str, args: argparse.Namespace) -> fl
         model_name, in_channels=1, input_size=inputs.input_size, num_classes=10,
         mean=inputs.data.mean, std=inputs.data.std,
     )  # fmt: skip
+    bf16 = args.precision == "bf16"
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
     generator = torch.Generator().manual_seed(0)
     best = 0.0
@@ -89,7 +97,11 @@ def bare_speed(model_name: str, distortion: str, args: argparse.Namespace) -> fl
             batch = images[index].float().div_(255)
             if inputs.batch_distortion is not None:
                 batch = inputs.batch_distortion(batch, generator)
-            loss = F.cross_entropy(model(batch), labels[index])
+            if bf16:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(batch)
+            loss = F.cross_entropy(logits.float(), labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -104,8 +116,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000, help="training images per epoch")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement")
     parser.add_argument("--repeats", type=int, default=2, help="measurements of each, alternated")
-    parser.add_argument("--out", type=Path, default=Path("results/benchmarks/train_overhead.json"))
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument(
+        "--out", type=Path, help="default: results/benchmarks/train_overhead[_bf16].json"
+    )
     args = parser.parse_args()
+    suffix = "" if args.precision == "fp32" else f"_{args.precision}"
+    args.out = args.out or Path(f"results/benchmarks/train_overhead{suffix}.json")
     prepare_dataset("mnist", args.data_dir)
     # The settings `stnbench train` runs with.
     set_determinism(torch.device("cpu"))
@@ -131,6 +148,7 @@ def main() -> None:
             "benchmark": "train_overhead",
             "images": args.images,
             "epochs": args.epochs,
+            "precision": args.precision,
             "threads": THREADS,
             "rows": rows,
             # Other processes on the machine skew every figure: record how busy it was.
