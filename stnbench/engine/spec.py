@@ -25,9 +25,11 @@ from stnbench.preparation import ORIGINAL_CONTRAST
 
 TRAIN_DISTORTIONS = ("fresh", "fixed")
 OPTIMIZERS = ("sgd", "rmsprop")  # built by engine/optimizers.py
-# benchmarks/precision.py on this project's 2-core AMD EPYC (AVX2, no native bf16): bf16
-# autocast trained moodstocks-2st about 5 times slower than fp32, so fp32 is the default.
-# CPUs with AVX-512 bf16 or AMX may gain from `--precision bf16`; it is recorded in metrics.
+# fp32 on every device, so that one spec is one run on every machine (results/README.md):
+# without native bf16 a CPU trains bf16 autocast about 5 times slower than fp32; with it
+# (avx512_bf16) 2-2.8 times faster, but the accuracy check on a Table 1 cell
+# (benchmarks/precision_accuracy.py) did not show bf16 equal to fp32. `--precision bf16` or
+# a preset's `precision: bf16` chooses it; a run records its precision.
 DEFAULT_PRECISION = {"cpu": "fp32", "cuda": "fp32"}
 DEFAULT_DIVERGENCE = {
     # |parameter| of any spatial transformer above this: the transformation is exploding.
