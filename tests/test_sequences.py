@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from PIL import Image, ImageSequence
 
 from stnbench.bench import model_cost
 from stnbench.cli import main
@@ -31,7 +32,7 @@ from stnbench.errors import StnbenchError
 from stnbench.models import create_model, model_input_shape, spatial_transformers
 from stnbench.results.collect import collect, load_correct
 from stnbench.results.tables import build_tables
-from stnbench.results.viz import load_run
+from stnbench.results.viz import STEP_COLOURS, evolution_path, moving_path, write_viz
 
 TASK = TASKS["sequence"]
 SIZE = 28
@@ -308,8 +309,8 @@ def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, dat
     assert row["digit error %"].startswith(f"{100 * record.test_element_error:.2f} (n=1)")
     assert row["Δ pp"] == f"{100 * record.test_element_error - 2.9:+.2f}"
     assert display.set_index("model").loc["rnn-spn", "sequence error %"] == "—"
-    with pytest.raises(StnbenchError, match="glimpses per image are not drawn yet"):
-        load_run(out)
+    with pytest.raises(StnbenchError, match="no spatial transformer"):
+        write_viz(out, tmp_path / "viz.png", data_dir)
     assert "test_element_error" in json.loads((out / "metrics.json").read_text())
     # A single-label record leaves the sequence fields out, as records always did.
     single = dataclasses.replace(record, test_position_error=None, test_element_error=None)
@@ -338,3 +339,29 @@ def test_sequence_models_are_benched_on_their_canvas() -> None:
     model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10)
     cost = model_cost(model, (1, 100, 100), 10)
     assert cost["train_flops_per_image"] > cost["flops_per_image"] > 0
+
+
+def test_viz_outlines_every_glimpse_of_a_recurrent_transformer(
+    mnist: DatasetTensors, data_dir: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"limit_train": 64, "limit_eval": 16, "batch_size": 32,
+                                    "threads": 1, "schedule": {"type": "constant"}}))
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--distortion", "sequence", "--model", "rnn-spn",
+                 "--seed", "0", "--epochs", "1", "--out", str(run), "--data-dir", str(data_dir),
+                 "--device", "cpu", "--spec", str(spec)]) == 0
+    out = tmp_path / "viz" / "run.png"
+    assert main(["viz", "--run", str(run), "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    # The input row with the 3 glimpses outlined in their colours, then a row per glimpse.
+    picture = np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3)
+    for colour in STEP_COLOURS[:3]:
+        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(picture.astype(int) - rgb).sum(axis=1) < 30).any(), colour
+    assert not moving_path(out).exists()  # the task has no severity to grow
+    # Two steps of training: snapshots before the first step and after each, each frame an
+    # input row and three glimpse rows.
+    with Image.open(evolution_path(out)) as gif:
+        frames = list(ImageSequence.Iterator(gif))
+        assert len(frames) == 3
+        assert gif.height >= 500  # 4 rows of 1.3 inches at 100 dpi, not the 2 of one glimpse

@@ -3,7 +3,8 @@
 For each transformer: its input with the outline of the region it samples, beside its output,
 for clean and for distorted test images (a transformer inside the network is shown on its
 feature maps); and a GIF of one fixed image under growing distortion, whose transformed
-output should stay almost still.
+output should stay almost still. A recurrent transformer takes several glimpses of one
+image: each is outlined in a colour of its own on the image, and shown in a row of its own.
 """
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from torch import nn
 from stnbench.datasets import DatasetTensors, load_dataset
 from stnbench.distortions import PAPER_FAMILIES, cached_distorted_split, get_distortion
 from stnbench.distortions.functional import pad_to_canvas
-from stnbench.distortions.sequences import is_sequence_task
+from stnbench.distortions.sequences import cached_sequence_split, get_task, is_sequence_task
 from stnbench.engine.checkpoint import CHECKPOINT_NAME, selected_weights
 from stnbench.engine.evolution import EVOLUTION_NAME
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
@@ -37,6 +38,9 @@ MOVING_DRAWS = 16
 EVOLUTION_FRAME_MS = 200
 # Families with one fixed level and no graded twin: the moving figure rotates instead.
 FALLBACK_MOVING_FAMILY = "rotation"
+# One colour per glimpse of a recurrent transformer, in step order (matplotlib's tab10, whose
+# first is drawn as a single transformer's outline would be drowned by the others).
+STEP_COLOURS = ("#00e5ff", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,13 @@ class Trace:
     """One spatial transformer's input, output and sampling grid for a batch."""
 
     input: torch.Tensor  # [N, C, H, W]
-    output: torch.Tensor  # [N, C, H', W']
-    grid: torch.Tensor  # [N, H', W', 2], normalised (x, y) in [-1, 1]
+    output: torch.Tensor  # [N * steps, C, H', W'], image-major
+    grid: torch.Tensor  # [N * steps, H', W', 2], normalised (x, y) in [-1, 1]
+
+    @property
+    def steps(self) -> int:
+        """Glimpses per image: 1, or a recurrent transformer's steps."""
+        return len(self.output) // len(self.input)
 
 
 @dataclass(frozen=True)
@@ -111,11 +120,14 @@ def _picture(tensor: torch.Tensor) -> tuple[np.ndarray, str | None]:
 OUTLINE_MARGIN = 0.15
 
 
-def _draw(ax, tensor: torch.Tensor, outline: np.ndarray | None = None) -> None:
+def _draw(ax, tensor: torch.Tensor, outlines: np.ndarray | None = None) -> None:
+    """``outlines``: [P, 2] or, one per glimpse in step order, [steps, P, 2]."""
     picture, cmap = _picture(tensor)
     ax.imshow(picture, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    if outline is not None:
-        ax.plot(outline[:, 0], outline[:, 1], color="#00e5ff", linewidth=1.2)
+    if outlines is not None:
+        for step, outline in enumerate(outlines.reshape(-1, *outlines.shape[-2:])):
+            ax.plot(outline[:, 0], outline[:, 1], linewidth=1.2,
+                    color=STEP_COLOURS[step % len(STEP_COLOURS)])
     height, width = picture.shape[:2]
     margin = OUTLINE_MARGIN * max(height, width)
     ax.set_xlim(-0.5 - margin, width - 0.5 + margin)
@@ -125,6 +137,13 @@ def _draw(ax, tensor: torch.Tensor, outline: np.ndarray | None = None) -> None:
     ax.set_yticks([])
 
 
+def _condition(record: RunRecord) -> str:
+    """A distortion and its severity; a sequence task has no severity to name."""
+    if is_sequence_task(record.distortion):
+        return f"{record.distortion} task"
+    return f"{record.distortion} {record.severity:g}"
+
+
 def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
     """The run's model with the weights it was tested with, and its data set."""
     run_dir = Path(run_dir)
@@ -132,18 +151,17 @@ def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
     if record.status != "ok":
         raise StnbenchError(f"{run_dir / METRICS_NAME}: run {record.status}, "
                             "no trained model to draw")
-    if is_sequence_task(record.distortion):
-        raise StnbenchError(f"{run_dir / METRICS_NAME}: a run on the sequence task "
-                            f"{record.distortion!r}; its several glimpses per image are not "
-                            "drawn yet")
     weights = selected_weights(run_dir / CHECKPOINT_NAME)
     config = record.config
     data_dir = resolve_data_dir(data_dir if data_dir is not None else config["data_dir"])
     data = load_dataset(record.dataset, data_dir, size=config["size"],
                         roi_crop=config["roi_crop"], contrast=config["contrast"],
                         val_fraction=config["val_fraction"])
-    distortion = get_distortion(record.distortion, record.severity, dataset=record.dataset)
-    input_size = distortion.output_size(data.image_size)
+    if is_sequence_task(record.distortion):
+        input_size = get_task(record.distortion).output_size(data.image_size)
+    else:
+        distortion = get_distortion(record.distortion, record.severity, dataset=record.dataset)
+        input_size = distortion.output_size(data.image_size)
     model = create_model(record.model, in_channels=data.channels, input_size=input_size,
                          num_classes=data.num_classes, mean=data.mean, std=data.std)
     model.load_state_dict(weights)
@@ -153,6 +171,11 @@ def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
 def test_batches(run: LoadedRun, samples: int = SAMPLES) -> dict[str, torch.Tensor]:
     """The first test images, clean (centred on the model's canvas) and as the run saw them."""
     record = run.record
+    if is_sequence_task(record.distortion):
+        task = get_task(record.distortion)
+        split = cached_sequence_split(run.data, "test", task, record.config["eval_seed"],
+                                      cache_dir(run.data_dir), limit=record.config["limit_eval"])
+        return {f"{task.name} test": split.images[:samples].float() / 255}
     clean = run.data.test.images[:samples].float() / 255
     batches = {"clean": pad_to_canvas(clean, run.input_size)}
     if record.distortion != "none":
@@ -168,9 +191,9 @@ def transformer_figure(run: LoadedRun, batches: dict[str, torch.Tensor]) -> Figu
     """Per batch and per transformer, a row of inputs with the sampled region outlined and a
     row of the transformer's outputs."""
     traces = {name: trace_transformers(run.model, images) for name, images in batches.items()}
-    count = len(next(iter(traces.values())))
+    steps = [trace.steps for trace in next(iter(traces.values()))]
     samples = len(next(iter(batches.values())))
-    rows = len(batches) * count * 2
+    rows = len(batches) * sum(1 + count for count in steps)
     figure = Figure(figsize=(1.3 * samples + 1.6, 1.35 * rows + 0.8), layout="constrained")
     axes = figure.subplots(rows, samples, squeeze=False)
     row = 0
@@ -179,18 +202,26 @@ def transformer_figure(run: LoadedRun, batches: dict[str, torch.Tensor]) -> Figu
             where = "input" if index == 0 and trace.input.shape[1] == batches[name].shape[1] \
                 else "feature maps"
             outlines = sampled_outline(trace.grid, *trace.input.shape[-2:])
+            outlines = outlines.reshape(samples, trace.steps, *outlines.shape[1:])
             for column in range(samples):
                 _draw(axes[row, column], trace.input[column], outlines[column])
-                _draw(axes[row + 1, column], trace.output[column])
+                for step in range(trace.steps):
+                    _draw(axes[row + 1 + step, column],
+                          trace.output[column * trace.steps + step])
             axes[row, 0].set_ylabel(f"{name}\nST {index + 1} {where}", fontsize=8)
-            axes[row + 1, 0].set_ylabel(f"{name}\nST {index + 1} output", fontsize=8)
-            row += 2
+            for step in range(trace.steps):
+                label, colour = f"{name}\nST {index + 1} output", "black"
+                if trace.steps > 1:  # the label in its outline's colour
+                    label += f" glimpse {step + 1}"
+                    colour = STEP_COLOURS[step % len(STEP_COLOURS)]
+                axes[row + 1 + step, 0].set_ylabel(label, fontsize=8, color=colour)
+            row += 1 + trace.steps
     record = run.record
     figure.suptitle(
-        f"{record.model} on {record.dataset} {record.distortion} "
-        f"{record.severity:g}, seed {record.seed} "
+        f"{record.model} on {record.dataset} {_condition(record)}, seed {record.seed} "
         f"({record.scale or 'unspecified'} scale): "
-        "sampled region outlined on each transformer's input, its output below",
+        "sampled region outlined on each transformer's input, its output below "
+        "(one row and colour per glimpse)",
         fontsize=9,
     )
     return figure
@@ -258,20 +289,26 @@ def evolution_frames(run_dir: Path, record: RunRecord) -> list[Image.Image]:
     height, width = images.shape[-2:]
     samples = len(images)
     pictures = []
+    glimpses = grids.shape[1] // samples  # a recurrent transformer's steps per image
     for epoch, step, grid in zip(epochs, steps, grids, strict=True):
-        output = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
-                               align_corners=ALIGN_CORNERS)
+        output = F.grid_sample(images.repeat_interleave(glimpses, 0), grid, mode="bilinear",
+                               padding_mode="zeros", align_corners=ALIGN_CORNERS)
         outlines = sampled_outline(grid, height, width)
-        figure = Figure(figsize=(1.1 * samples, 2.6), dpi=100, layout="constrained")
-        axes = figure.subplots(2, samples, squeeze=False)
+        outlines = outlines.reshape(samples, glimpses, *outlines.shape[1:])
+        figure = Figure(figsize=(1.1 * samples, 1.3 * (1 + glimpses)), dpi=100,
+                        layout="constrained")
+        axes = figure.subplots(1 + glimpses, samples, squeeze=False)
         for column in range(samples):
             _draw(axes[0, column], images[column], outlines[column])
-            _draw(axes[1, column], output[column])
+            for glimpse in range(glimpses):
+                _draw(axes[1 + glimpse, column], output[column * glimpses + glimpse])
         axes[0, 0].set_ylabel("input", fontsize=8)
-        axes[1, 0].set_ylabel("ST output", fontsize=8)
+        for glimpse in range(glimpses):
+            axes[1 + glimpse, 0].set_ylabel(
+                "ST output" if glimpses == 1 else f"glimpse {glimpse + 1}", fontsize=8)
         figure.suptitle(
-            f"{record.model} on {record.dataset} {record.distortion} "
-            f"{record.severity:g}, seed {record.seed}: epoch {epoch:.2f} (step {step})",
+            f"{record.model} on {record.dataset} {_condition(record)}, seed {record.seed}: "
+            f"epoch {epoch:.2f} (step {step})",
             fontsize=9,
         )
         pictures.append(_figure_image(figure))
@@ -294,7 +331,8 @@ def _write_gif(path: Path, frames: list[Image.Image], frame_ms: int) -> None:
 
 def write_viz(run_dir: Path, out: Path, data_dir: Path | None = None) -> list[Path]:
     """``out`` (PNG or PDF: the transformers on clean and distorted test images) and, beside it,
-    ``<out stem>-moving.gif`` and ``<out stem>-evolution.gif``."""
+    ``<out stem>-moving.gif`` and ``<out stem>-evolution.gif``. A run on a sequence task has
+    no moving GIF: its task has no severity to grow."""
     run = load_run(run_dir, data_dir)
     if not spatial_transformers(run.model):
         raise StnbenchError(f"{run_dir}: model {run.record.model!r} has no spatial "
@@ -303,6 +341,9 @@ def write_viz(run_dir: Path, out: Path, data_dir: Path | None = None) -> list[Pa
     figure = transformer_figure(run, test_batches(run))
     out = Path(out)
     atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix[1:] or "png", dpi=150))
-    _write_gif(moving_path(out), moving_frames(run), MOVING_FRAME_MS)
+    written = [out]
+    if not is_sequence_task(run.record.distortion):
+        _write_gif(moving_path(out), moving_frames(run), MOVING_FRAME_MS)
+        written.append(moving_path(out))
     _write_gif(evolution_path(out), evolution, EVOLUTION_FRAME_MS)
-    return [out, moving_path(out), evolution_path(out)]
+    return [*written, evolution_path(out)]
