@@ -38,8 +38,8 @@ MOVING_DRAWS = 16
 EVOLUTION_FRAME_MS = 200
 # Families with one fixed level and no graded twin: the moving figure rotates instead.
 FALLBACK_MOVING_FAMILY = "rotation"
-# One colour per glimpse of a recurrent transformer, in step order (matplotlib's tab10, whose
-# first is drawn as a single transformer's outline would be drowned by the others).
+# One outline colour per glimpse of a recurrent transformer, in step order: the first is the
+# cyan of a single transformer's outline, the rest matplotlib's tab10 from its second colour.
 STEP_COLOURS = ("#00e5ff", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
