@@ -33,6 +33,13 @@ BENCH_KEYS = ("dataset", "size", "model")
 # What `stnbench results tables` writes: OUT/tables/NAME.{md,csv,tex}, OUT/plots/NAME.{png,pdf}.
 TABLES = ("gtsrb", "table1", "robustness", "cost", "significance", "committee", "sequences")
 PLOTS = ("accuracy_vs_severity", "accuracy_vs_params", "throughput", "training_curves")
+# What `stnbench viz` writes beside a run's picture (results/viz.py's write_viz): a GIF of a
+# test image under growing distortion and one over training. A sequence task has no severity
+# to grow, so its runs have no moving GIF. Its names are repeated here rather than imported
+# from distortions/sequences.py, which needs torch (the workflow imports this module at every
+# start); tests/test_pipeline.py keeps the two lists equal.
+VIZ_SUFFIXES = (".png", "-moving.gif", "-evolution.gif")
+SEQUENCE_TASKS = ("sequence",)
 GTSRB_SKIPPED = (
     "GTSRB skipped ({reason}). To add it, put GTSRB_Final_Training_Images.zip, "
     "GTSRB_Final_Test_Images.zip and GTSRB_Final_Test_GT.zip (or Kaggle's Train.csv, Test.csv, "
@@ -55,6 +62,17 @@ class Grid:
     def prep_of(self, cell: str) -> Prep:
         row = self.cells.loc[cell]
         return self.preps[f"{row['dataset']}-{row['prep']}"]
+
+    def viz_files(self, cell: str) -> list[str]:
+        """The file names `stnbench viz` writes for a cell, the picture's first."""
+        no_moving = self.cells.at[cell, "distortion"] in SEQUENCE_TASKS
+        return [f"{cell}{suffix}" for suffix in VIZ_SUFFIXES
+                if not (no_moving and suffix == "-moving.gif")]
+
+
+def sequence_cell_pattern() -> str:
+    """A regular expression matching the ids of cells on a sequence task."""
+    return rf"[^/]*_distortion~(?:{'|'.join(SEQUENCE_TASKS)})_[^/]*"
 
 
 def with_ids(table: pd.DataFrame, keys: tuple[str, ...]) -> pd.DataFrame:

@@ -79,6 +79,7 @@ def test_tiny_grid_runs_end_to_end(finished: Path) -> None:
         ("mnist", "RTS", "cnn", 0), ("mnist", "RTS", "cnn", 1),
         ("mnist", "RTS", "st-cnn-affine", 0), ("mnist", "RTS", "st-cnn-affine", 1),
         ("gtsrb", "none", "idsia", 0), ("gtsrb", "none", "idsia", 1),
+        ("mnist", "sequence", "rnn-spn", 0),
     }
     for path, m in zip(runs, metrics, strict=True):
         assert m["status"] in ("ok", "diverged")
@@ -94,12 +95,18 @@ def test_tiny_grid_runs_end_to_end(finished: Path) -> None:
         for ext in ("png", "pdf"):
             assert (results / "plots" / f"{plot}.{ext}").stat().st_size > 0
     benches = {json.loads(path.read_text())["model"] for path in results.glob("bench/*/*.json")}
-    assert benches == {"cnn", "st-cnn-affine", "idsia"}
-    assert len(list((results / "viz").glob("*.png"))) == 1  # st-cnn-affine, first seed
+    assert benches == {"cnn", "st-cnn-affine", "idsia", "rnn-spn"}
+    # st-cnn-affine's first seed, with its moving GIF; rnn-spn's glimpses, without one (its
+    # task has no severity to grow)
+    viz = sorted(path.name.split("model~")[1] for path in (results / "viz").iterdir())
+    assert viz == ["rnn-spn_seed~0-evolution.gif", "rnn-spn_seed~0.png",
+                   "st-cnn-affine_seed~0-evolution.gif", "st-cnn-affine_seed~0-moving.gif",
+                   "st-cnn-affine_seed~0.png"]
     assert len(list((results / "gallery").glob("*.png"))) == 2
     assert "tiny" in (results / "tables" / "table1.md").read_text()
-    assert len(list((finished / "logs" / "tiny" / "train").glob("*.log"))) == 6
-    assert len(list((finished / "logs" / "tiny" / "timing" / "train").glob("*.tsv"))) == 6
+    assert "rnn-spn" in (results / "tables" / "sequences.md").read_text()
+    assert len(list((finished / "logs" / "tiny" / "train").glob("*.log"))) == 7
+    assert len(list((finished / "logs" / "tiny" / "timing" / "train").glob("*.tsv"))) == 7
 
 
 def test_rerun_has_nothing_to_do(finished: Path) -> None:
@@ -327,6 +334,8 @@ def test_schema_knows_every_distortion_family() -> None:
     schema = yaml.safe_load(SCHEMA.read_text())
     families = schema["$defs"]["experiment"]["properties"]["distortions"]["items"]["enum"]
     assert tuple(families) == (*FAMILIES, *TASKS)
+    # The workflow knows the sequence tasks without importing torch.
+    assert tuple(TASKS) == pipeline.SEQUENCE_TASKS
 
 
 def test_cells_shared_by_experiments_are_one_cell(data_dir: Path) -> None:

@@ -94,9 +94,7 @@ def all_benches(wildcards=None) -> list[Path]:
 
 
 def viz_outputs(cell: str) -> list[Path]:
-    return [
-        RESULTS / "viz" / f"{cell}{suffix}" for suffix in (".png", "-moving.gif", "-evolution.gif")
-    ]
+    return [RESULTS / "viz" / name for name in grid().viz_files(cell)]
 
 
 def all_viz(wildcards=None) -> list[Path]:

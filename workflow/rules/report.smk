@@ -25,6 +25,8 @@ rule viz:
         ),
     log:
         LOGS / "viz" / "{cell}.log",
+    wildcard_constraints:
+        cell=rf"(?!{pipeline.sequence_cell_pattern()})[^/]+",
     params:
         run=lambda wildcards: RUNS / wildcards.cell,
         data_dir=DATA_DIR,
@@ -33,6 +35,25 @@ rule viz:
     shell:
         "stnbench viz --run {params.run} --data-dir {params.data_dir} --out {output.picture}"
         " > {log} 2>&1"
+
+
+# A run on a sequence task has no severity to grow, so `stnbench viz` writes no moving GIF.
+use rule viz as viz_sequence with:
+    output:
+        picture=report(
+            RESULTS / "viz" / "{cell}.png",
+            caption="../report/viz.rst",
+            category="What the transformers do",
+            labels={"cell": "{cell}", "picture": "sampled regions"},
+        ),
+        evolution=report(
+            RESULTS / "viz" / "{cell}-evolution.gif",
+            caption="../report/viz_evolution.rst",
+            category="What the transformers do",
+            labels={"cell": "{cell}", "picture": "over training"},
+        ),
+    wildcard_constraints:
+        cell=pipeline.sequence_cell_pattern(),
 
 
 rule gallery:
