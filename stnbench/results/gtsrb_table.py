@@ -135,7 +135,7 @@ GTSRB_TABLE = TableSpec(
         f"({published.GTSRB_HUMAN_ACCURACY[1].citation}).",
         published.GTSRB_MODEL_ACCURACY_NOTE,
         Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
-        Place.DUPLICATES,
+        Place.DUPLICATES, Place.OUT_OF_DATE,
     ),
     rows=_runs,
     sections=_sections,

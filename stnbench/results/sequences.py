@@ -68,6 +68,7 @@ SEQUENCES_TABLE = TableSpec(
         "ours: sequence error % (a sequence is wrong if any digit is) and digit error % "
         "over seeds; Δ = our digit error - the paper's, in percentage points.",
         Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, SIGNIFICANCE_NOTE,
+        Place.OUT_OF_DATE,
     ),
     rows=_sequence_runs,
     sections=_sequence_sections,

@@ -8,7 +8,13 @@ from enum import Enum
 import pandas as pd
 
 from stnbench.results.collect import Results
-from stnbench.results.notes import NO_RUNS, duplicate_note, scale_notes, test_set_notes
+from stnbench.results.notes import (
+    NO_RUNS,
+    duplicate_note,
+    older_definition_notes,
+    scale_notes,
+    test_set_notes,
+)
 from stnbench.results.table_format import Table
 
 
@@ -32,6 +38,7 @@ class Place(Enum):
     TEST_SETS = "the rows' test sets"
     ALL_TEST_SETS = "every run's test set, for a table whose rows are not runs"
     DUPLICATES = "the duplicate runs counted once"
+    OUT_OF_DATE = "the runs shown that an earlier definition of their distortion or model trained"
 
 
 Note = str | Place
@@ -74,4 +81,19 @@ def _lines(place: Place, spec: TableSpec, rows: pd.DataFrame, inputs: Inputs) ->
         return test_set_notes(rows)
     if place is Place.ALL_TEST_SETS:
         return test_set_notes(inputs.results.runs)
+    if place is Place.OUT_OF_DATE:
+        return older_definition_notes(_runs_shown(rows, inputs.results.runs))
     return duplicate_note(inputs.results)
+
+
+def _runs_shown(rows: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows where they are runs; else the runs on the conditions that they show (a
+    comparison's two models, a committee's columns), so that a table's notes speak of its own
+    runs only."""
+    if "distortion_version" in rows.columns:
+        return rows
+    keys = [key for key in ("scale", "dataset", "preparation", "distortion")
+            if key in rows.columns and key in runs.columns]
+    if rows.empty or not keys:
+        return runs.iloc[:0]
+    return runs.merge(rows[keys].drop_duplicates(), on=keys)
