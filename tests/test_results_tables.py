@@ -282,7 +282,9 @@ def test_gtsrb_table_states_scale_and_test_set_and_reads_benchmarks(tmp_path: Pa
     assert column["validation accuracy % (reproduced, mean ± std)"] == "97.00 ± 1.41 (n=2)"
     assert column["network weights (counted)"] == "10.30M"
     assert column["inference images/s"] == "test cpu [flags unrecorded]: 1,234 @64"
+    assert column["hours per run (training and test)"].startswith("0.00 (")  # 2 s a run
     nost = display.set_index("")["moodstocks-nost"]
+    assert nost["hours per run (training and test)"] == "—"
     assert nost["test accuracy % (reproduced, mean ± std)"] == "not run"
     assert nost["validation accuracy % (reproduced, mean ± std)"] == "not run"
 

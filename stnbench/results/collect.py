@@ -43,6 +43,7 @@ RUN_COLUMNS = (
     "params",
     "flops",
     "train_images_per_s",
+    "wall_s",
     "device",
     "device_type",
     "precision",
@@ -122,6 +123,8 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
         "params": record.params,
         "flops": record.flops,
         "train_images_per_s": record.train_images_per_s,
+        # Every epoch's time and the test's, summed over the processes that resumed the run.
+        "wall_s": record.wall_s,
         "device": device_label(record.device, record.device_type, record.machine.cpu_flags),
         "device_type": record.device_type,
         "precision": record.precision,
@@ -210,7 +213,7 @@ def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Path, .
             )
     runs = pd.DataFrame(records, columns=list(RUN_COLUMNS))
     for column in ("test_accuracy", "val_accuracy", "test_element_error", "params", "flops",
-                   "train_images_per_s"):
+                   "train_images_per_s", "wall_s"):
         runs[column] = pd.to_numeric(runs[column])
     return runs, pd.DataFrame(history, columns=list(HISTORY_COLUMNS)), tuple(duplicates)
 

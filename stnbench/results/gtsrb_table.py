@@ -21,6 +21,7 @@ from stnbench.results.run_text import (
     contrast_text,
     ensemble_text,
     first_text,
+    hours_text,
     inference_text,
     jitter_text,
     throughput_text,
@@ -37,7 +38,8 @@ DISPLAY_ROWS = (
     "augmentations", "jittering", "network weights (published)", "network weights (counted)",
     "test accuracy % (published)", "test accuracy % (reproduced, mean ± std)", "95% CI",
     "validation accuracy % (reproduced, mean ± std)", "architecture / ensemble", "model",
-    "FLOPs per image", "training images/s", "inference images/s",
+    "FLOPs per image", "training images/s", "hours per run (training and test)",
+    "inference images/s",
 )
 
 
@@ -93,7 +95,7 @@ def _display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFrame,
             pipeline.augmentations, pipeline.jittering, pipeline.weights_published,
             f"{format_count(pipeline.weights_counted)} ({pipeline.weights_counted_note})",
             f"{pipeline.accuracy_pct:.2f}", "—", "—", "—", pipeline.ensemble, pipeline.model,
-            "—", "—", "—",
+            "—", "—", "—", "—",
         ]
     val_by_cell = val_cells.set_index(CELL)
     for cell in cells.itertuples(index=False):
@@ -114,6 +116,7 @@ def _display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFrame,
             first_text(model_runs["description"]),
             format_count(model_runs["flops"].max()),
             throughput_text(model_runs),
+            hours_text(model_runs),
             inference_text(bench, model_runs),
         ]
     return pd.DataFrame({"": list(DISPLAY_ROWS), **columns})

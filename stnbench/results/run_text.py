@@ -1,5 +1,5 @@
 """What a model's runs say in one cell of a table: their preprocessing, jitter, ensemble,
-description and measured throughput."""
+description, measured throughput and hours per run."""
 
 import pandas as pd
 
@@ -41,6 +41,15 @@ def throughput_text(model_runs: pd.DataFrame) -> str:
         return "—"
     by_device = ok.groupby("device")["train_images_per_s"].mean()
     return "; ".join(f"{rate:,.0f} ({device})" for device, rate in by_device.items())
+
+
+def hours_text(model_runs: pd.DataFrame) -> str:
+    """Mean hours a finished run took (its epochs and its test), by device."""
+    ok = model_runs[model_runs["status"] == "ok"]
+    if ok.empty:
+        return "—"
+    by_device = ok.groupby("device")["wall_s"].mean() / 3600
+    return "; ".join(f"{hours:,.2f} ({device})" for device, hours in by_device.items())
 
 
 def inference_text(bench: pd.DataFrame, model_runs: pd.DataFrame) -> str:
