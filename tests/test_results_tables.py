@@ -12,6 +12,7 @@ from stnbench.cli import main
 from stnbench.errors import StnbenchError
 from stnbench.results.collect import collect
 from stnbench.results.compare import compare_with_baselines
+from stnbench.results.stats import binomial_interval
 from stnbench.results.table_format import format_cell
 from stnbench.results.tables import build_tables
 
@@ -312,6 +313,11 @@ def test_a_copied_run_counts_once_but_two_preparations_are_two_runs(tmp_path: Pa
     assert headings == ["demo scale, 32px", "demo scale, 48px-roi-histeq"]
     prepared = gtsrb.sections[1][1].set_index("")["moodstocks-2st"]
     assert prepared["test accuracy % (reproduced, mean ± std)"].startswith("98.00")
+    # One run has no spread over seeds: its interval is over its test images.
+    low, high = binomial_interval(0.98, TEST_IMAGES)
+    assert prepared["95% CI"] == (f"{100 * low:.2f} to {100 * high:.2f} (one run: "
+                                  f"Clopper-Pearson over its {TEST_IMAGES:,} test images)")
+    assert low < 0.98 < high
     assert prepared["jittering"] == "yes (idsia)"
     assert prepared["augmentations"] == "one preprocessing (histeq)"
     assert gtsrb.sections[0][1].set_index("")["moodstocks-2st"]["jittering"] == "no"

@@ -15,20 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from stnbench.engine.predictions import PREDICTIONS_NAME, SplitPredictions, read_predictions
 from stnbench.errors import StnbenchError
 from stnbench.results import published
 from stnbench.results.collect import CONDITION
-from stnbench.results.stats import summarize
+from stnbench.results.stats import binomial_interval, summarize
 from stnbench.results.table_format import format_number
 from stnbench.results.table_spec import Inputs, Place, Sections, TableSpec
 
 # The committee key: a condition without its preparation, and the model.
 COLUMNS_OF = [name for name in CONDITION if name != "preparation"] + ["model"]
 KINDS = ("1 column", "1 column per preparation", "every column")
-CONFIDENCE = 0.95
 _ACCURACY_COLUMNS = ("test_mean", "test_std", "test_ci_low", "test_ci_high", "val_mean",
                      "val_std", "test_images")
 
@@ -63,13 +61,6 @@ def committee_vote(
         probabilities.append(predictions.probabilities.astype(np.float32))
     mean = np.mean(probabilities, axis=0)
     return Vote(float(np.mean(mean.argmax(axis=1) == labels)), len(labels))
-
-
-def binomial_interval(vote: Vote) -> tuple[float, float]:
-    """Clopper-Pearson interval of one committee's accuracy over its test images."""
-    correct = round(vote.accuracy * vote.images)
-    result = stats.binomtest(correct, vote.images).proportion_ci(CONFIDENCE, method="exact")
-    return result.low, result.high
 
 
 def committee_rows(runs: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +108,8 @@ def _accuracies(
         values[f"{split}_mean"], values[f"{split}_std"] = summary.mean, summary.std
         if split == "test":
             # One committee: its binomial interval over the test images; several: over them.
-            low, high = (binomial_interval(votes[0]) if len(votes) == 1
+            low, high = (binomial_interval(votes[0].accuracy, votes[0].images)
+                         if len(votes) == 1
                          else (summary.ci_low, summary.ci_high))
             values["test_ci_low"], values["test_ci_high"] = low, high
             values["test_images"] = votes[0].images if votes else math.nan

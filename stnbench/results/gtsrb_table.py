@@ -26,7 +26,7 @@ from stnbench.results.run_text import (
     jitter_text,
     throughput_text,
 )
-from stnbench.results.stats import summarize_cells
+from stnbench.results.stats import binomial_interval, summarize_cells
 from stnbench.results.table_format import format_cell, format_count, format_number
 from stnbench.results.table_spec import Inputs, Place, Sections, TableSpec
 
@@ -109,8 +109,7 @@ def _display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFrame,
             format_count(model_runs["params"].max()),
             format_number(published.GTSRB_MODEL_ACCURACY.get(cell.model, (math.nan,))[0]),
             (format_cell(cell_series) + marks.get(key, "")) if not model_runs.empty else NOT_RUN,
-            ("—" if math.isnan(cell.ci_low)
-             else f"{100 * cell.ci_low:.2f} to {100 * cell.ci_high:.2f}"),
+            _interval_text(cell, model_runs),
             format_cell(val_by_cell.loc[key]) if not model_runs.empty else NOT_RUN,
             ensemble_text(model_runs),
             first_text(model_runs["description"]),
@@ -120,6 +119,19 @@ def _display(cells: pd.DataFrame, val_cells: pd.DataFrame, runs: pd.DataFrame,
             inference_text(bench, model_runs),
         ]
     return pd.DataFrame({"": list(DISPLAY_ROWS), **columns})
+
+
+def _interval_text(cell: tuple, model_runs: pd.DataFrame) -> str:
+    """t over seeds; for one finished run, Clopper-Pearson over its test images."""
+    if not math.isnan(cell.ci_low):
+        return f"{100 * cell.ci_low:.2f} to {100 * cell.ci_high:.2f}"
+    ok = model_runs[model_runs["status"] == "ok"]
+    if cell.n_ok != 1 or len(ok) != 1:
+        return "—"
+    run = ok.iloc[0]
+    low, high = binomial_interval(run["test_accuracy"], int(run["test_set_size"]))
+    return (f"{100 * low:.2f} to {100 * high:.2f} (one run: Clopper-Pearson over its "
+            f"{int(run['test_set_size']):,} test images)")
 
 
 def _preparation_order(preparation: str) -> tuple[int, str]:

@@ -41,6 +41,15 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
     return Summary(n, mean, std, float(low), float(high))
 
 
+def binomial_interval(accuracy: float, images: int,
+                      confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Clopper-Pearson interval of one model's (or committee's) accuracy over its test
+    images: the interval where one run gives no spread over seeds."""
+    correct = round(accuracy * images)
+    result = stats.binomtest(correct, images).proportion_ci(confidence, method="exact")
+    return float(result.low), float(result.high)
+
+
 @dataclass(frozen=True)
 class McNemar:
     """Exact McNemar test: b = images only model A got right, c = only model B got right."""
