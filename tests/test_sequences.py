@@ -309,6 +309,7 @@ def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, dat
     assert row["digit error %"].startswith(f"{100 * record.test_element_error:.2f} (n=1)")
     assert row["Δ pp"] == f"{100 * record.test_element_error - 2.9:+.2f}"
     assert display.set_index("model").loc["rnn-spn", "sequence error %"] == "—"
+    assert row["epochs"] == "1"  # the schedule beside the figures
     with pytest.raises(StnbenchError, match="no spatial transformer"):
         write_viz(out, tmp_path / "viz.png", data_dir)
     assert "test_element_error" in json.loads((out / "metrics.json").read_text())
