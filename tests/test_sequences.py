@@ -261,12 +261,14 @@ def test_evaluate_counts_a_sequence_right_only_if_every_digit_is() -> None:
 
 def test_short_training_lowers_the_loss(mnist: DatasetTensors) -> None:
     """Memorising 64 sequences: a few dozen steps take the recurrent transformer well below
-    chance (3 ln 10 = 6.91)."""
+    chance (3 ln 10 = 6.91). At the recipe's rate: at twice that rate the glimpse can fly off
+    the canvas within the first epochs and the loss stays at chance (on 2 threads, not on 1,
+    from the same start), which a real run reports as diverged."""
     train = make_sequences(mnist.train, TASK, 64, seed=0)
     torch.manual_seed(0)
     model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10,
                          mean=mnist.mean, std=mnist.std)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-6)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=5e-4, alpha=0.9, eps=1e-6)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     losses = [
         train_epoch(model, optimizer, scheduler, train, distortion=None, seed=0, epoch=epoch,
