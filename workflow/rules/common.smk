@@ -112,7 +112,8 @@ def notes_arguments(wildcards=None, strict=True) -> str:
     notes = pipeline.skip_notes(config, strict=strict)
     arguments = [f"--note {shlex.quote(note)}" for note in notes]
     if "scale_note" in config:
-        arguments.append(f"--scale-note {shlex.quote(SCALE + '=' + config['scale_note'])}")
+        meaning = f"{SCALE}={config['scale_note']}"
+        arguments.append(f"--scale-note {shlex.quote(meaning)}")
     return " ".join(arguments)
 
 
