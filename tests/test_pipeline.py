@@ -109,6 +109,15 @@ def test_tiny_grid_runs_end_to_end(finished: Path) -> None:
     assert len(list((finished / "logs" / "tiny" / "timing" / "train").glob("*.tsv"))) == 7
 
 
+def test_the_workflow_passes_snakemakes_linter() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--lint"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "in a good condition" in result.stdout + result.stderr
+
+
 def test_rerun_has_nothing_to_do(finished: Path) -> None:
     result = snakemake(finished, "--dry-run")
     assert result.returncode == 0, result.stderr[-4000:]
