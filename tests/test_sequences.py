@@ -232,8 +232,9 @@ def test_sequence_scores_on_a_hand_made_case() -> None:
     assert targets.element_error(predicted, labels) == 4 / 12
     logits = torch.randn(4, 3, 10)
     per_position = [F.cross_entropy(logits[:, p], labels[:, p]) for p in range(3)]
-    torch.testing.assert_close(targets.loss(logits, labels), sum(per_position))
-    torch.testing.assert_close(targets.loss(logits, labels, "sum"), 4 * sum(per_position))
+    # The mean over every digit of the batch, as the paper's code takes it.
+    torch.testing.assert_close(targets.loss(logits, labels), sum(per_position) / 3)
+    torch.testing.assert_close(targets.loss(logits, labels, "sum"), 4 * sum(per_position) / 3)
     assert torch.equal(targets.predict(F.one_hot(predicted, 10).float()), predicted)
     # One label per image: plain cross-entropy, as before.
     flat = torch.randn(5, 10)
@@ -257,6 +258,28 @@ def test_evaluate_counts_a_sequence_right_only_if_every_digit_is() -> None:
                       precision="fp32", channels_last=False)
     assert result.accuracy == 0.5
     assert result.predicted.shape == (4, 3) and result.probabilities.shape == (4, 3, 10)
+
+
+def test_rnn_spn_clips_each_gradient_element_as_its_code_does(mnist: DatasetTensors) -> None:
+    base = {"dataset": "mnist", "distortion": "sequence", "seed": 0, "device": "cpu"}
+    rnn = resolve_spec({**base, "model": "rnn-spn"})
+    assert (rnn.max_grad_value, rnn.max_grad_norm) == (1.0, 5.0)  # rnn_spn.py
+    assert resolve_spec({**base, "model": "ffn-spn"}).max_grad_value is None  # ffn_spn.py
+    with pytest.raises(StnbenchError, match=r"max_grad_value -1\.0: must be a finite positive"):
+        resolve_spec({**base, "model": "rnn-spn", "max_grad_value": -1})
+    # Plain SGD at rate 1 moves no weight by more than the clipped gradient element.
+    train = make_sequences(mnist.train, TASK, 16, seed=0)
+    torch.manual_seed(0)
+    model = create_model("seq-cnn", in_channels=1, input_size=100, num_classes=10,
+                         mean=mnist.mean, std=mnist.std)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    train_epoch(model, optimizer, scheduler, train, distortion=None, seed=0, epoch=1,
+                batch_size=16, precision="fp32", channels_last=False, max_grad_value=1e-4)
+    moved = max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before,
+                                                             strict=True))
+    assert 0 < moved <= 1e-4 * 1.001  # fp32 rounding of weight + step
 
 
 def test_short_training_lowers_the_loss(mnist: DatasetTensors) -> None:

@@ -68,6 +68,7 @@ def train_epoch(
     collapse_check: CollapseCheck | None = None,
     evolution: EvolutionRecorder | None = None,
     description: str = "",
+    max_grad_value: float | None = None,
     max_grad_norm: float | None = None,
 ) -> dict:
     """One pass over ``train`` (uint8 images and labels already on the device) in an order
@@ -117,6 +118,8 @@ def train_epoch(
                 collapse_check(epoch, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if max_grad_value is not None:
+                torch.nn.utils.clip_grad_value_(model.parameters(), max_grad_value)
             if max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             optimizer.step()
@@ -254,6 +257,7 @@ def _train_epochs(
                 collapse_check=collapse_check,
                 evolution=state.evolution,
                 description=f"epoch {epoch}/{spec.epochs}",
+                max_grad_value=spec.max_grad_value,
                 max_grad_norm=spec.max_grad_norm,
             )
             val_eval = _evaluate(state.model, inputs.val, spec, device)

@@ -56,6 +56,7 @@ ADDED_FIELDS = {
     "augmentation": None,
     "distortion_version": 1,
     "max_grad_norm": None,
+    "max_grad_value": None,
 }
 
 
@@ -86,7 +87,9 @@ class RunSpec:
     # A training augmentation drawn afresh for every batch from (seed, epoch), applied after
     # the distortion (stnbench.distortions.AUGMENTATIONS); None: none.
     augmentation: str | None = None
-    # Gradients rescaled to at most this total L2 norm before each step; None: not clipped.
+    # Each gradient element clipped to [-max_grad_value, max_grad_value], then the gradients
+    # rescaled to at most max_grad_norm in total L2 norm, before each step; None: not done.
+    max_grad_value: float | None = None
     max_grad_norm: float | None = None
     val_fraction: float | None = None
     # "fresh": new random distortions of the training set every epoch, drawn from
@@ -298,10 +301,10 @@ def _validate(spec: RunSpec) -> None:
         raise StnbenchError(f"--seed {spec.seed}: must be 0 or more")
     if not (math.isfinite(spec.lr) and spec.lr > 0):
         raise StnbenchError(f"--lr {spec.lr}: must be a finite positive number")
-    if spec.max_grad_norm is not None and not (
-        math.isfinite(spec.max_grad_norm) and spec.max_grad_norm > 0
-    ):
-        raise StnbenchError(f"max_grad_norm {spec.max_grad_norm}: must be a finite positive number")
+    for name in ("max_grad_value", "max_grad_norm"):
+        value = getattr(spec, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise StnbenchError(f"{name} {value}: must be a finite positive number")
     for name in ("momentum", "weight_decay", "localization_lr_multiplier"):
         value = getattr(spec, name)
         if not (math.isfinite(value) and value >= 0):

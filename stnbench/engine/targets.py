@@ -10,12 +10,14 @@ import torch.nn.functional as F
 
 
 def loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy per image (summed over positions), reduced over the batch."""
+    """Cross-entropy per image (for a sequence, the mean over its positions, as the recurrent
+    ST paper's code takes it, so that its gradient clipping thresholds mean what they say
+    there), reduced over the batch."""
     if labels.ndim == 1:
         # The single-label form as it always was, so that earlier runs repeat bit for bit.
         return F.cross_entropy(logits, labels, reduction=reduction)
     per_image = F.cross_entropy(logits.flatten(0, -2), labels.flatten(), reduction="none")
-    per_image = per_image.view(labels.shape).reshape(len(labels), -1).sum(dim=1)
+    per_image = per_image.view(labels.shape).reshape(len(labels), -1).mean(dim=1)
     return per_image.mean() if reduction == "mean" else per_image.sum()
 
 
