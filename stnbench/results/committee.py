@@ -174,7 +174,7 @@ COMMITTEE_TABLE = TableSpec(
         "that every preparation finished. Mean ± sample std over committees; 95% interval: "
         "Clopper-Pearson over the test images for one committee, t over committees for "
         "several.",
-        Place.ALL_TEST_SETS, Place.EMPTY, Place.OUT_OF_DATE,
+        Place.ALL_TEST_SETS, Place.EMPTY,
     ),
     rows=_rows,
     sections=_sections,

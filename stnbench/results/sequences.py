@@ -82,7 +82,6 @@ SEQUENCES_TABLE = TableSpec(
         "epochs with an early stop (the rnn-spn recipe, stnbench/engine/recipes.yaml), so "
         "shorter runs are not comparable with its figures.",
         Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, SIGNIFICANCE_NOTE,
-        Place.OUT_OF_DATE,
     ),
     rows=_sequence_runs,
     sections=_sequence_sections,

@@ -38,7 +38,6 @@ class Place(Enum):
     TEST_SETS = "the rows' test sets"
     ALL_TEST_SETS = "every run's test set, for a table whose rows are not runs"
     DUPLICATES = "the duplicate runs counted once"
-    OUT_OF_DATE = "the runs shown that an earlier definition of their distortion or model trained"
 
 
 Note = str | Place
@@ -68,6 +67,8 @@ def build_table(spec: TableSpec, inputs: Inputs) -> Table:
     table = Table(spec.name, spec.title)
     for note in spec.notes:
         table.notes += [note] if isinstance(note, str) else _lines(note, spec, rows, inputs)
+    # Every table ends its own notes with the runs it shows that are out of date.
+    table.notes += older_definition_notes(_runs_shown(rows, inputs.results.runs))
     table.sections, table.data = spec.sections(rows, inputs)
     return table
 
@@ -81,15 +82,13 @@ def _lines(place: Place, spec: TableSpec, rows: pd.DataFrame, inputs: Inputs) ->
         return test_set_notes(rows)
     if place is Place.ALL_TEST_SETS:
         return test_set_notes(inputs.results.runs)
-    if place is Place.OUT_OF_DATE:
-        return older_definition_notes(_runs_shown(rows, inputs.results.runs))
     return duplicate_note(inputs.results)
 
 
 def _runs_shown(rows: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """The rows where they are runs; else the runs on the conditions that they show (a
-    comparison's two models, a committee's columns), so that a table's notes speak of its own
-    runs only."""
+    comparison's two models, a committee's columns), so that a table's out-of-date notes
+    speak of its own runs only."""
     if "distortion_version" in rows.columns:
         return rows
     keys = [key for key in ("scale", "dataset", "preparation", "distortion")

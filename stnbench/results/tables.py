@@ -106,7 +106,7 @@ TABLE1 = TableSpec(
         f" cluttered: {published.STN_PAPER_CLUTTERED.citation}. " + published.CLUTTERED_NOTE,
         "ours: test error % over seeds at severity 1; Δ = ours - paper in percentage points.",
         Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, NOT_RUN_NOTE, SIGNIFICANCE_NOTE,
-        Place.DUPLICATES, Place.OUT_OF_DATE,
+        Place.DUPLICATES,
     ),
     rows=_table1_runs,
     sections=_table1_sections,
@@ -157,7 +157,6 @@ ROBUSTNESS = TableSpec(
         "(see the test set notes) they are the more precise comparison.",
         "— : the family was not run at this severity.",
         Place.EMPTY, Place.SCALES, Place.TEST_SETS, COUNTING_NOTE, Place.DUPLICATES,
-        Place.OUT_OF_DATE,
     ),
     rows=_all_runs,
     sections=_robustness_sections,
@@ -205,7 +204,7 @@ COST = TableSpec(
         "conditions). FLOPs: forward, per image. Training images/s: mean over the runs on "
         "each device; inference images/s: benchmark median, as device: images/s @batch "
         "size.",
-        Place.EMPTY, Place.SCALES, COUNTING_NOTE, Place.DUPLICATES, Place.OUT_OF_DATE,
+        Place.EMPTY, Place.SCALES, COUNTING_NOTE, Place.DUPLICATES,
     ),
     rows=_top_severity_runs,
     sections=_cost_sections,
@@ -271,7 +270,7 @@ SIGNIFICANCE = TableSpec(
         "have test rows only.",
         "unpaired: seeds left out because either run diverged, is missing or has no "
         "predictions of that split.",
-        Place.EMPTY, Place.DUPLICATES, Place.OUT_OF_DATE,
+        Place.EMPTY, Place.DUPLICATES,
     ),
     rows=_significance_rows,
     sections=_significance_sections,
