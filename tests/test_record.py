@@ -15,6 +15,7 @@ from stnbench.cli import main
 from stnbench.engine.record import RunRecord, read_record
 from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
+from stnbench.results.collect import load_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,3 +164,24 @@ def test_a_new_run_records_its_distortion_version() -> None:
     flags = {"dataset": "mnist", "model": "cnn", "seed": 0, "severity": 1.0, "device": "cpu"}
     assert resolve_spec({**flags, "distortion": "P"}).config()["distortion_version"] == 2
     assert resolve_spec({**flags, "distortion": "R"}).config()["distortion_version"] == 1
+
+
+def test_a_run_of_an_older_recipe_is_out_of_date_unless_its_spec_asked_for_it(
+    tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    run = copy_run(committed_run("R"), runs)
+    record = json.loads((run / "metrics.json").read_text())
+    record["config"]["lr"] *= 2  # trained before the recipe's rate changed
+    (run / "metrics.json").write_text(json.dumps(record))
+    assert load_runs(runs)[0]["recipe_changes"].tolist() == [("lr",)]
+    assert main(["results", "tables", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    assert ("earlier version of their recipe (stnbench/engine/recipes.yaml), 1 of cnn (lr): "
+            in (tmp_path / "out" / "tables" / "table1.md").read_text())
+
+    # The same rate asked for by the run's own spec is no change of recipe.
+    spec = yaml.safe_load((run / "spec.yaml").read_text())
+    (run / "spec.yaml").write_text(yaml.safe_dump({**spec, "lr": record["config"]["lr"]}))
+    assert load_runs(runs)[0]["recipe_changes"].tolist() == [()]
+    (run / "spec.yaml").unlink()
+    assert load_runs(runs)[0]["recipe_changes"].tolist() == [None]

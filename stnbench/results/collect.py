@@ -12,18 +12,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from stnbench.dataset_registry import DATASETS
 from stnbench.distortions import run_input_size
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
+from stnbench.engine.recipes import get_recipe
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
-from stnbench.engine.spec import identity
+from stnbench.engine.spec import ADDED_FIELDS, identity
 from stnbench.errors import StnbenchError
 from stnbench.models import model_info
 from stnbench.preparation import Prep
 from stnbench.provenance import device_label
 
 UNSPECIFIED_SCALE = "unspecified"
+# The run spec that the workflow writes beside each run's record: what the run asked for
+# beyond its recipe.
+RUN_SPEC_NAME = "spec.yaml"
 # A condition is what a model is trained and tested on, a sweep one family's conditions over
 # its severities; a cell is one model on a condition, a run one cell at one seed. Lists, not
 # tuples: pandas reads a tuple as a single label.
@@ -37,6 +42,7 @@ RUN_COLUMNS = (
     "reason",
     "distortion_version",
     "model_definition_current",
+    "recipe_changes",
     "test_accuracy",
     "val_accuracy",
     "test_element_error",
@@ -117,6 +123,7 @@ def _run_row(path: Path, record: RunRecord) -> dict[str, Any]:
         "reason": record.reason,
         "distortion_version": record.distortion_version,
         "model_definition_current": _model_definition_current(record),
+        "recipe_changes": _recipe_changes(record, path.parent / RUN_SPEC_NAME),
         "test_accuracy": record.test_accuracy,
         "val_accuracy": record.val_accuracy,
         "test_element_error": record.test_element_error,
@@ -176,6 +183,22 @@ def _model_definition_current(record: RunRecord) -> bool | None:
     return identity({"model_definition": record.config["model_definition"]}) == {
         "model_definition": current
     }
+
+
+def _recipe_changes(record: RunRecord, spec_path: Path) -> tuple[str, ...] | None:
+    """The fields that the run took from its recipe (its spec.yaml does not set them) and
+    that the recipe has changed since; None where that cannot be told (no spec.yaml beside
+    the record, or a recipe that no longer exists)."""
+    try:
+        asked = yaml.safe_load(spec_path.read_text()) or {}
+        recipe = get_recipe(record.config["recipe"])
+    except (OSError, yaml.YAMLError, StnbenchError):
+        return None
+    config = json.loads(json.dumps(record.config))
+    return tuple(sorted(
+        key for key, value in json.loads(json.dumps(recipe)).items()
+        if key not in asked and config.get(key, ADDED_FIELDS.get(key)) != value
+    ))
 
 
 def _has_spatial_transformer(layers: Any) -> bool:

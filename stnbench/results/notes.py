@@ -60,8 +60,8 @@ def duplicate_note(results: Results) -> list[str]:
 
 
 def older_definition_notes(runs: pd.DataFrame) -> list[str]:
-    """Runs trained on an earlier definition of their distortion, or of their model, than
-    the current one."""
+    """Runs trained on an earlier definition of their distortion, of their model or of their
+    recipe than the current one."""
     notes = []
     current = runs["distortion"].map(distortion_version)
     older = runs[runs["distortion_version"] < current]
@@ -80,6 +80,15 @@ def older_definition_notes(runs: pd.DataFrame) -> list[str]:
         notes.append(f"Out of date: run(s) trained on an earlier definition of their model, "
                      f"{'; '.join(counts)}: the network now defined is another one until "
                      "retrained.")
+    older = runs[runs["recipe_changes"].map(bool, na_action="ignore").eq(True)]
+    if not older.empty:
+        counts = []
+        for model, group in older.groupby("model"):
+            fields = sorted(set().union(*group["recipe_changes"]))
+            counts.append(f"{len(group)} of {model} ({', '.join(fields)})")
+        notes.append(f"Out of date: run(s) trained with an earlier version of their recipe "
+                     f"(stnbench/engine/recipes.yaml), {'; '.join(counts)}: the recipe now "
+                     "trains another run until retrained.")
     return notes
 
 
