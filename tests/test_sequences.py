@@ -25,6 +25,7 @@ from stnbench.distortions.sequences import (
 from stnbench.engine import targets
 from stnbench.engine.evaluate import evaluate
 from stnbench.engine.loop import train_epoch
+from stnbench.engine.optimizers import LasagneRMSprop
 from stnbench.engine.predictions import read_predictions
 from stnbench.engine.record import read_record, validate_record
 from stnbench.engine.spec import resolve_spec
@@ -200,7 +201,7 @@ def test_sequence_models_and_tasks_go_together() -> None:
     base = {"dataset": "mnist", "seed": 0, "device": "cpu"}
     spec = resolve_spec({**base, "distortion": "sequence", "model": "rnn-spn"})
     assert (spec.severity, spec.optimizer, spec.batch_size, spec.max_grad_norm) == (
-        1.0, "rmsprop", 100, 5.0
+        1.0, "lasagne-rmsprop", 100, 5.0
     )
     assert run_input_size(dataclasses.asdict(spec)) == 100
     with pytest.raises(StnbenchError, match="train it on a sequence task"):
@@ -283,15 +284,14 @@ def test_rnn_spn_clips_each_gradient_element_as_its_code_does(mnist: DatasetTens
 
 
 def test_short_training_lowers_the_loss(mnist: DatasetTensors) -> None:
-    """Memorising 64 sequences: a few dozen steps take the recurrent transformer well below
-    chance (3 ln 10 = 6.91). At the recipe's rate: at twice that rate the glimpse can fly off
-    the canvas within the first epochs and the loss stays at chance (on 2 threads, not on 1,
-    from the same start), which a real run reports as diverged."""
+    """Memorising 64 sequences with the recipe's optimiser and rate: 40 steps take the
+    recurrent transformer below chance (ln 10 = 2.30 a digit, the loss being the mean over
+    positions) by more than a tenth."""
     train = make_sequences(mnist.train, TASK, 64, seed=0)
     torch.manual_seed(0)
     model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10,
                          mean=mnist.mean, std=mnist.std)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=5e-4, alpha=0.9, eps=1e-6)
+    optimizer = LasagneRMSprop(model.parameters(), lr=5e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     losses = [
         train_epoch(model, optimizer, scheduler, train, distortion=None, seed=0, epoch=epoch,
@@ -299,7 +299,7 @@ def test_short_training_lowers_the_loss(mnist: DatasetTensors) -> None:
         ["train_loss"]
         for epoch in range(1, 11)
     ]
-    assert losses[-1] < losses[0] - 0.3, losses
+    assert losses[-1] < losses[0] - 0.1, losses
 
 
 def test_train_writes_sequence_fields_and_predictions(mnist: DatasetTensors, data_dir: Path,

@@ -24,7 +24,7 @@ from stnbench.models.builder import DOCUMENTATION_KEYS
 from stnbench.preparation import ORIGINAL_CONTRAST
 
 TRAIN_DISTORTIONS = ("fresh", "fixed")
-OPTIMIZERS = ("sgd", "rmsprop")  # built by engine/optimizers.py
+OPTIMIZERS = ("sgd", "rmsprop", "lasagne-rmsprop")  # built by engine/optimizers.py
 # fp32 on every device, so that one spec is one run on every machine (results/README.md):
 # without native bf16 a CPU trains bf16 autocast about 5 times slower than fp32; with it
 # (avx512_bf16) 2-2.8 times faster, but the accuracy check on a Table 1 cell
@@ -309,6 +309,10 @@ def _validate(spec: RunSpec) -> None:
         value = getattr(spec, name)
         if not (math.isfinite(value) and value >= 0):
             raise StnbenchError(f"{name} {value}: must be a finite number, 0 or more")
+    if spec.optimizer == "lasagne-rmsprop" and spec.momentum:
+        raise StnbenchError(
+            f"momentum {spec.momentum}: lasagne-rmsprop has none; set it to 0 or choose rmsprop"
+        )
 
 
 # Bytes a float32 parameter costs in training: weights, gradients, the SGD momentum buffer and
