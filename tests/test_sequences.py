@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image, ImageSequence
+from torch import nn
 
 from stnbench.bench import model_cost
 from stnbench.cli import main
@@ -31,6 +33,7 @@ from stnbench.engine.record import read_record, validate_record
 from stnbench.engine.spec import resolve_spec
 from stnbench.errors import StnbenchError
 from stnbench.models import create_model, model_input_shape, spatial_transformers
+from stnbench.models.builder import InputSpec, build_model
 from stnbench.results.collect import collect, load_correct
 from stnbench.results.tables import build_tables
 from stnbench.results.viz import STEP_COLOURS, evolution_path, moving_path, write_viz
@@ -259,6 +262,48 @@ def test_evaluate_counts_a_sequence_right_only_if_every_digit_is() -> None:
                       precision="fp32", channels_last=False)
     assert result.accuracy == 0.5
     assert result.predicted.shape == (4, 3) and result.probabilities.shape == (4, 3, 10)
+
+
+def test_sequence_models_start_as_the_papers_code_does() -> None:
+    torch.manual_seed(0)
+    model = create_model("rnn-spn", in_channels=1, input_size=100, num_classes=10)
+    (transformer,) = spatial_transformers(model)
+    assert torch.equal(transformer.regressor.weight,
+                       torch.zeros_like(transformer.regressor.weight))
+    assert torch.equal(transformer.regressor.bias, torch.tensor([1.0, 0, 0, 0, 1, 0]))
+    gru = transformer.localization.cell
+    # Lasagne's GRU gates: normal weights of std 0.1, zero biases; PyTorch's would be
+    # uniform within 1/16 for 256 units.
+    weights = gru.weight_ih_l0.detach(), gru.weight_hh_l0.detach()
+    assert all(0.09 < float(weight.std()) < 0.11 for weight in weights)
+    assert not gru.bias_ih_l0.any() and not gru.bias_hh_l0.any()
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)
+              and m is not transformer.regressor]
+    for layer in layers:  # Glorot-uniform: within sqrt(6 / (fan_in + fan_out)), zero bias
+        fan_in, fan_out = layer.weight[0].numel(), layer.weight[:, 0].numel()
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert bound * 0.9 < float(layer.weight.detach().abs().max()) <= bound
+        assert not layer.bias.any()
+    for bad in ("glorot", {"lasagne": True}):
+        with pytest.raises(StnbenchError, match="init must be"):
+            build_model({**model.definition, "init": bad}, "x.yaml",
+                        InputSpec(1, 100, 10, None, None), {})
+
+
+def test_sequence_models_read_the_raw_canvas_as_the_papers_code_does() -> None:
+    # Standardised, the background would be -mean/std and the digits several times brighter
+    # than the code's [0, 1] canvas, which Lasagne's initial weights were not drawn for.
+    canvas = torch.rand(2, 1, 100, 100)
+    for name in ("rnn-spn", "ffn-spn", "seq-cnn"):
+        torch.manual_seed(0)
+        model = create_model(name, in_channels=1, input_size=100, num_classes=10,
+                             mean=[0.5], std=[0.1])
+        torch.manual_seed(0)
+        raw = create_model(name, in_channels=1, input_size=100, num_classes=10)
+        assert torch.equal(model(canvas), raw(canvas)), name
+    definition = {**model.definition, "standardize": "no"}
+    with pytest.raises(StnbenchError, match="standardize must be true or false, got 'no'"):
+        build_model(definition, "x.yaml", InputSpec(1, 100, 10, None, None), {})
 
 
 def test_rnn_spn_clips_each_gradient_element_as_its_code_does(mnist: DatasetTensors) -> None:

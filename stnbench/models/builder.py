@@ -11,7 +11,7 @@ See ``definitions/README.md`` for the format.
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import Tensor, nn
@@ -32,7 +32,7 @@ from stnbench.models.transformations import make_grid_generator
 
 TOP_LEVEL_KEYS = (
     "name", "description", "source", "baseline", "datasets", "recipe", "preprocess", "committee",
-    "init", "sequence", "layers",
+    "init", "standardize", "sequence", "layers",
 )
 # Keys that describe a model without changing what it computes.
 DOCUMENTATION_KEYS = ("description", "source", "baseline")
@@ -51,9 +51,14 @@ LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
 # The shorthand `- type: value` sets this argument.
 SHORTHAND = {"maxpool": "kernel", "linear": "out", "dropout": "p", "dropout2d": "p", "lcn": "size"}
 OVERRIDES = ("transform", "components", "grid_size", "columns")
-# `init: {uniform: a}`: every conv and linear weight and bias drawn uniformly from [-a, a]
-# (the spatial transformers' regressors keep their identity start).
-INITS = ("uniform",)
+# `init: {uniform: a}`: every conv and linear weight and bias drawn uniformly from [-a, a].
+# `init: lasagne`: Lasagne's defaults as the recurrent transformer paper's code sets them:
+# conv and linear weights Glorot-uniform, their biases zero; a recurrent cell's weights
+# normal with std 0.1 and its biases zero (Lasagne's Gate). Either way the spatial
+# transformers' regressors keep their identity start.
+UNIFORM_INIT = "uniform"
+LASAGNE_INIT = "lasagne"
+LASAGNE_RECURRENT_STD = 0.1
 CLASSES = "classes"
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "scaled_tanh": ScaledTanh,
@@ -91,6 +96,8 @@ def build_model(definition: Any, source: str, spec: InputSpec, overrides: dict) 
         raise StnbenchError(f"mean {list(spec.mean)}: expected {spec.in_channels} values")
     if spec.std is not None and len(spec.std) != spec.in_channels:
         raise StnbenchError(f"std {list(spec.std)}: expected {spec.in_channels} values")
+    if not definition.get("standardize", True):
+        spec = replace(spec, mean=None, std=None)
     builder = _Builder(source, spec, definition.get("preprocess") or [], definition.get("sequence"))
     columns = definition.get("committee", {}).get("columns")
     if columns is None:
@@ -98,7 +105,7 @@ def build_model(definition: Any, source: str, spec: InputSpec, overrides: dict) 
     else:
         body = Committee([builder.column(definition["layers"]) for _ in range(columns)])
     if "init" in definition:
-        _initialise(body, definition["init"]["uniform"])
+        _initialise(body, definition["init"])
     return Model(definition["name"], definition, body)
 
 
@@ -129,12 +136,18 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
     if baseline is not None and (not isinstance(baseline, str) or not baseline):
         raise StnbenchError(f"{source}: baseline must be the name of a model, got {baseline!r}")
     init = definition.get("init")
-    if init is not None and not (
-        isinstance(init, dict) and set(init) == set(INITS)
-        and isinstance(init["uniform"], int | float) and not isinstance(init["uniform"], bool)
-        and init["uniform"] > 0
+    if init is not None and init != LASAGNE_INIT and not (
+        isinstance(init, dict) and set(init) == {UNIFORM_INIT}
+        and isinstance(init[UNIFORM_INIT], int | float)
+        and not isinstance(init[UNIFORM_INIT], bool) and init[UNIFORM_INIT] > 0
     ):
-        raise StnbenchError(f"{source}: init must be {{uniform: a}} with a > 0, got {init!r}")
+        raise StnbenchError(
+            f"{source}: init must be {{{UNIFORM_INIT}: a}} with a > 0 or {LASAGNE_INIT}, "
+            f"got {init!r}"
+        )
+    if not isinstance(definition.get("standardize", True), bool):
+        raise StnbenchError(f"{source}: standardize must be true or false, "
+                            f"got {definition['standardize']!r}")
     sequence = definition.get("sequence")
     if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)
                                  or sequence < 1):
@@ -174,13 +187,26 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
     return resolved
 
 
-def _initialise(body: nn.Module, bound: float) -> None:
+def _initialise(body: nn.Module, init: dict | str) -> None:
     regressors = {id(m.regressor) for m in body.modules() if isinstance(m, SpatialTransformer)}
     for module in body.modules():
-        if isinstance(module, nn.Conv2d | nn.Linear) and id(module) not in regressors:
+        if id(module) in regressors:
+            continue
+        if init == LASAGNE_INIT and isinstance(module, nn.RNNBase):
+            for name, parameter in module.named_parameters():
+                if name.startswith("weight"):
+                    nn.init.normal_(parameter, std=LASAGNE_RECURRENT_STD)
+                else:
+                    nn.init.zeros_(parameter)
+        elif isinstance(module, nn.Conv2d | nn.Linear):
+            if init == LASAGNE_INIT:
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+                continue
             for parameter in (module.weight, module.bias):
                 if parameter is not None:
-                    nn.init.uniform_(parameter, -bound, bound)
+                    nn.init.uniform_(parameter, -init[UNIFORM_INIT], init[UNIFORM_INIT])
 
 
 def _parse_entry(entry: Any, where: str) -> tuple[str, dict]:
