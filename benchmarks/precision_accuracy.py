@@ -18,14 +18,12 @@ Writes results/benchmarks/precision_accuracy.json; each run folder is kept under
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+from train_command import train_mnist_run
 
 from stnbench import provenance
 from stnbench.engine.predictions import PREDICTIONS_NAME, read_predictions
@@ -34,7 +32,6 @@ from stnbench.io import atomic_write_json
 from stnbench.results.stats import mcnemar_exact, paired_t, summarize
 
 PRECISIONS = ("fp32", "bf16")
-THREADS = 2
 SEVERITY = 1.0  # the paper's families at their one level
 # config/cpu.yaml's train settings for Table 1.
 CPU_PRESET = {"epochs": 2, "momentum": 0.9, "scale": "cpu"}
@@ -43,17 +40,9 @@ CPU_PRESET = {"epochs": 2, "momentum": 0.9, "scale": "cpu"}
 def train(
     model: str, distortion: str, seed: int, precision: str, out: Path, args: argparse.Namespace
 ) -> None:
-    spec = out.with_suffix(".yaml")
     limits = {"limit_train": args.limit_train} if args.limit_train else {}
-    spec.write_text(yaml.safe_dump({**CPU_PRESET, **limits}))
-    command = [
-        sys.executable, "-m", "stnbench", "train", "--dataset", "mnist",
-        "--distortion", distortion, "--severity", str(SEVERITY), "--model", model,
-        "--seed", str(seed), "--device", "cpu", "--threads", str(THREADS), "--precision", precision,
-        "--data-dir", str(args.data_dir), "--spec", str(spec), "--out", str(out),
-    ]  # fmt: skip
-    print(" ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True)
+    train_mnist_run(out, model=model, distortion=distortion, seed=seed, precision=precision,
+                    data_dir=args.data_dir, severity=SEVERITY, fields={**CPU_PRESET, **limits})
 
 
 def main() -> None:

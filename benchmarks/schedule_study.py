@@ -24,22 +24,19 @@ run folders, with their checkpoints, stay under --runs.
 import argparse
 import itertools
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-import yaml
 from matplotlib.ticker import FormatStrFormatter
 from tabulate import tabulate
+from train_command import train_mnist_run
 
 from stnbench import provenance
 from stnbench.engine.record import METRICS_NAME, read_record
 from stnbench.io import atomic_write, atomic_write_json, atomic_write_text
 
-THREADS = 2
 SEVERITY = 1.0  # the paper's families at their one level
 MOMENTUM = 0.9  # config/cpu.yaml's deviation from the recipe
 TRANSFORMER_MODEL = "st-cnn-affine"
@@ -52,20 +49,10 @@ def run_name(model: str, distortion: str, epochs: int, seed: int, precision: str
 
 
 def train(model: str, distortion: str, epochs: int, out: Path, args: argparse.Namespace) -> None:
-    spec = out.with_suffix(".yaml")
     limits = {"limit_train": args.limit_train} if args.limit_train else {}
-    spec.write_text(
-        yaml.safe_dump({"epochs": epochs, "momentum": MOMENTUM, "scale": "cpu", **limits})
-    )
-    command = [
-        sys.executable, "-m", "stnbench", "train", "--dataset", "mnist",
-        "--distortion", distortion, "--severity", str(SEVERITY), "--model", model,
-        "--seed", str(args.seed), "--device", "cpu", "--threads", str(THREADS),
-        "--precision", args.precision, "--data-dir", str(args.data_dir), "--spec", str(spec),
-        "--out", str(out),
-    ]  # fmt: skip
-    print(" ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True)
+    train_mnist_run(out, model=model, distortion=distortion, seed=args.seed,
+                    precision=args.precision, data_dir=args.data_dir, severity=SEVERITY,
+                    fields={"epochs": epochs, "momentum": MOMENTUM, "scale": "cpu", **limits})
 
 
 def summary(path: Path) -> dict:

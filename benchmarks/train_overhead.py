@@ -23,15 +23,13 @@ images/s and the overhead.
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
+from train_command import THREADS, train_mnist_run
 
 from stnbench import provenance
 from stnbench.datasets import prepare_dataset
@@ -43,28 +41,17 @@ from stnbench.models import create_model
 
 # (model, distortion): the issue's examples, Table 1's RTS at 42 px and plain MNIST at 28.
 CASES = {"tutorial-stn": "none", "cnn": "RTS", "st-cnn-affine": "RTS"}
-THREADS = 2
 
 
 def command_speed(model: str, distortion: str, args: argparse.Namespace) -> float:
     """Best epoch's images/s that `stnbench train` records for ``model``."""
     with tempfile.TemporaryDirectory() as folder:
-        spec = Path(folder) / "spec.yaml"
-        spec.write_text(
-            yaml.safe_dump(
-                {"limit_train": args.images, "limit_eval": 256, "epochs": args.epochs}
-            )
-        )
         out = Path(folder) / "run"
-        command = [
-            sys.executable, "-m", "stnbench", "train", "--dataset", "mnist",
-            "--distortion", distortion, "--model", model, "--seed", "0", "--device", "cpu",
-            "--threads", str(THREADS), "--data-dir", str(args.data_dir), "--spec", str(spec),
-            "--out", str(out), "--precision", args.precision,
-        ]  # fmt: skip
-        if distortion != "none":
-            command += ["--severity", "1"]
-        subprocess.run(command, check=True, capture_output=True)
+        train_mnist_run(out, model=model, distortion=distortion, seed=0,
+                        precision=args.precision, data_dir=args.data_dir,
+                        severity=None if distortion == "none" else 1.0, quiet=True,
+                        fields={"limit_train": args.images, "limit_eval": 256,
+                                "epochs": args.epochs})
         history = json.loads((out / "metrics.json").read_text())["history"]
         return max(epoch["images_per_s"] for epoch in history)
 

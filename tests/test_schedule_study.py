@@ -1,14 +1,15 @@
 """The schedule study's rule for the CPU Table 1's length (benchmarks/schedule_study.py)."""
 
-import importlib.util
+import importlib
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "schedule_study.py"
-spec = importlib.util.spec_from_file_location("schedule_study", SCRIPT)
-schedule_study = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(schedule_study)
+# The benchmarks are scripts that import their shared helper from their own folder, as Python
+# does for the script it runs.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+schedule_study = importlib.import_module("schedule_study")
 
 
 def test_the_length_is_where_a_doubling_stops_paying_a_tenth() -> None:
