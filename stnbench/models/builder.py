@@ -192,21 +192,25 @@ def _initialise(body: nn.Module, init: dict | str) -> None:
     for module in body.modules():
         if id(module) in regressors:
             continue
-        if init == LASAGNE_INIT and isinstance(module, nn.RNNBase):
-            for name, parameter in module.named_parameters():
-                if name.startswith("weight"):
-                    nn.init.normal_(parameter, std=LASAGNE_RECURRENT_STD)
-                else:
-                    nn.init.zeros_(parameter)
+        if init == LASAGNE_INIT:
+            _lasagne_initialise(module)
         elif isinstance(module, nn.Conv2d | nn.Linear):
-            if init == LASAGNE_INIT:
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-                continue
             for parameter in (module.weight, module.bias):
                 if parameter is not None:
                     nn.init.uniform_(parameter, -init[UNIFORM_INIT], init[UNIFORM_INIT])
+
+
+def _lasagne_initialise(module: nn.Module) -> None:
+    if isinstance(module, nn.RNNBase):
+        for name, parameter in module.named_parameters():
+            if name.startswith("weight"):
+                nn.init.normal_(parameter, std=LASAGNE_RECURRENT_STD)
+            else:
+                nn.init.zeros_(parameter)
+    elif isinstance(module, nn.Conv2d | nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def _parse_entry(entry: Any, where: str) -> tuple[str, dict]:

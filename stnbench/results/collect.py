@@ -194,10 +194,9 @@ def _recipe_changes(record: RunRecord, spec_path: Path) -> tuple[str, ...] | Non
         recipe = get_recipe(record.config["recipe"])
     except (OSError, yaml.YAMLError, StnbenchError):
         return None
-    config = json.loads(json.dumps(record.config))
     return tuple(sorted(
-        key for key, value in json.loads(json.dumps(recipe)).items()
-        if key not in asked and config.get(key, ADDED_FIELDS.get(key)) != value
+        key for key, value in recipe.items()
+        if key not in asked and record.config.get(key, ADDED_FIELDS.get(key)) != value
     ))
 
 
