@@ -284,7 +284,7 @@ def test_sequence_models_start_as_the_papers_code_does() -> None:
         bound = math.sqrt(6 / (fan_in + fan_out))
         assert bound * 0.9 < float(layer.weight.detach().abs().max()) <= bound
         assert not layer.bias.any()
-    for bad in ("glorot", {"lasagne": True}):
+    for bad in ("glorot", {"lasagne": True}, None):
         with pytest.raises(StnbenchError, match="init must be"):
             build_model({**model.definition, "init": bad}, "x.yaml",
                         InputSpec(1, 100, 10, None, None), {})

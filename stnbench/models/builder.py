@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from stnbench.dataset_registry import DATASETS
 from stnbench.engine.recipes import list_recipes
 from stnbench.errors import StnbenchError
+from stnbench.models.initialisation import check_init, initialise
 from stnbench.models.layers import (
     LCN_KERNELS,
     Committee,
@@ -51,14 +52,6 @@ LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
 # The shorthand `- type: value` sets this argument.
 SHORTHAND = {"maxpool": "kernel", "linear": "out", "dropout": "p", "dropout2d": "p", "lcn": "size"}
 OVERRIDES = ("transform", "components", "grid_size", "columns")
-# `init: {uniform: a}`: every conv and linear weight and bias drawn uniformly from [-a, a].
-# `init: lasagne`: Lasagne's defaults as the recurrent transformer paper's code sets them:
-# conv and linear weights Glorot-uniform, their biases zero; a recurrent cell's weights
-# normal with std 0.1 and its biases zero (Lasagne's Gate). Either way the spatial
-# transformers' regressors keep their identity start.
-UNIFORM_INIT = "uniform"
-LASAGNE_INIT = "lasagne"
-LASAGNE_RECURRENT_STD = 0.1
 CLASSES = "classes"
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "scaled_tanh": ScaledTanh,
@@ -105,7 +98,7 @@ def build_model(definition: Any, source: str, spec: InputSpec, overrides: dict) 
     else:
         body = Committee([builder.column(definition["layers"]) for _ in range(columns)])
     if "init" in definition:
-        _initialise(body, definition["init"])
+        initialise(body, definition["init"])
     return Model(definition["name"], definition, body)
 
 
@@ -135,16 +128,8 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
     baseline = definition.get("baseline")
     if baseline is not None and (not isinstance(baseline, str) or not baseline):
         raise StnbenchError(f"{source}: baseline must be the name of a model, got {baseline!r}")
-    init = definition.get("init")
-    if init is not None and init != LASAGNE_INIT and not (
-        isinstance(init, dict) and set(init) == {UNIFORM_INIT}
-        and isinstance(init[UNIFORM_INIT], int | float)
-        and not isinstance(init[UNIFORM_INIT], bool) and init[UNIFORM_INIT] > 0
-    ):
-        raise StnbenchError(
-            f"{source}: init must be {{{UNIFORM_INIT}: a}} with a > 0 or {LASAGNE_INIT}, "
-            f"got {init!r}"
-        )
+    if "init" in definition:
+        check_init(definition["init"], source)
     if not isinstance(definition.get("standardize", True), bool):
         raise StnbenchError(f"{source}: standardize must be true or false, "
                             f"got {definition['standardize']!r}")
@@ -185,32 +170,6 @@ def resolve_definition(definition: Any, source: str, overrides: dict) -> dict:
                                 or columns < 1):
         raise StnbenchError(f"{source}: committee.columns {columns!r} must be a positive integer")
     return resolved
-
-
-def _initialise(body: nn.Module, init: dict | str) -> None:
-    regressors = {id(m.regressor) for m in body.modules() if isinstance(m, SpatialTransformer)}
-    for module in body.modules():
-        if id(module) in regressors:
-            continue
-        if init == LASAGNE_INIT:
-            _lasagne_initialise(module)
-        elif isinstance(module, nn.Conv2d | nn.Linear):
-            for parameter in (module.weight, module.bias):
-                if parameter is not None:
-                    nn.init.uniform_(parameter, -init[UNIFORM_INIT], init[UNIFORM_INIT])
-
-
-def _lasagne_initialise(module: nn.Module) -> None:
-    if isinstance(module, nn.RNNBase):
-        for name, parameter in module.named_parameters():
-            if name.startswith("weight"):
-                nn.init.normal_(parameter, std=LASAGNE_RECURRENT_STD)
-            else:
-                nn.init.zeros_(parameter)
-    elif isinstance(module, nn.Conv2d | nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 def _parse_entry(entry: Any, where: str) -> tuple[str, dict]:
