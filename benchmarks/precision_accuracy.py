@@ -1,6 +1,7 @@
 """Does bf16 autocast train as well as fp32? One Table 1 cell, both precisions, several seeds,
 through `stnbench train` with the cpu preset's schedule (config/cpu.yaml: 2 epochs, momentum
-0.9), on the complete MNIST test set.
+0.9) or a longer one (`--epochs`: the step schedule keeps its shape), on the complete MNIST test
+set.
 
 For each seed the two runs share data, order, distortions and initial weights; they differ
 only in `--precision` (bf16 also trains channels_last, as `stnbench train` does by default).
@@ -11,9 +12,10 @@ standard deviation and the paired t-test. The verdict that decides the CPU defau
 `--tolerance` percentage points and no seed's McNemar p is below 0.01.
 
 Usage: .venv/bin/python benchmarks/precision_accuracy.py [--model st-cnn-affine]
-    [--distortion RTS] [--seeds 3] [--limit-train N] [--data-dir data] [--keep DIR]
+    [--distortion RTS] [--seeds 3] [--epochs 2] [--limit-train N] [--data-dir data] [--keep DIR]
     [--out FILE]
-Writes results/benchmarks/precision_accuracy.json; each run folder is kept under --keep.
+Writes results/benchmarks/precision_accuracy.json; each run folder is kept under --keep, named
+as benchmarks/schedule_study.py names its runs, so that the two can share a folder.
 """
 
 import argparse
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from train_command import train_mnist_run
+from train_command import run_name, train_mnist_run
 
 from stnbench import provenance
 from stnbench.engine.predictions import PREDICTIONS_NAME, read_predictions
@@ -37,12 +39,16 @@ SEVERITY = 1.0  # the paper's families at their one level
 CPU_PRESET = {"epochs": 2, "momentum": 0.9, "scale": "cpu"}
 
 
+def train_fields(args: argparse.Namespace) -> dict:
+    limits = {"limit_train": args.limit_train} if args.limit_train else {}
+    return {**CPU_PRESET, "epochs": args.epochs, **limits}
+
+
 def train(
     model: str, distortion: str, seed: int, precision: str, out: Path, args: argparse.Namespace
 ) -> None:
-    limits = {"limit_train": args.limit_train} if args.limit_train else {}
     train_mnist_run(out, model=model, distortion=distortion, seed=seed, precision=precision,
-                    data_dir=args.data_dir, severity=SEVERITY, fields={**CPU_PRESET, **limits})
+                    data_dir=args.data_dir, severity=SEVERITY, fields=train_fields(args))
 
 
 def main() -> None:
@@ -50,6 +56,8 @@ def main() -> None:
     parser.add_argument("--model", default="st-cnn-affine")
     parser.add_argument("--distortion", default="RTS")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=CPU_PRESET["epochs"],
+                        help="run length; the step schedule is scaled to it")
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--limit-train", type=int, help="training images (a quick trial)")
     parser.add_argument("--tolerance", type=float, default=0.5, help="percentage points")
@@ -65,7 +73,7 @@ def main() -> None:
         correct: dict[str, list[np.ndarray]] = {precision: [] for precision in PRECISIONS}
         for seed in range(args.seeds):
             for precision in PRECISIONS:
-                out = root / f"{args.model}-{args.distortion}-seed{seed}-{precision}"
+                out = root / run_name(args.model, args.distortion, args.epochs, seed, precision)
                 if not (out / METRICS_NAME).exists():
                     train(args.model, args.distortion, seed, precision, out, args)
                 record = read_record(out / METRICS_NAME)
@@ -97,7 +105,7 @@ def main() -> None:
             "model": args.model,
             "distortion": args.distortion,
             "severity": SEVERITY,
-            "train": CPU_PRESET,
+            "train": train_fields(args),
             "limit_train": args.limit_train,
             "runs": runs,
             "test_accuracy": {p: vars(summary[p]) for p in PRECISIONS},

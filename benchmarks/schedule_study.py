@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from matplotlib.ticker import FormatStrFormatter
 from tabulate import tabulate
-from train_command import train_mnist_run
+from train_command import run_name, train_mnist_run
 
 from stnbench import provenance
 from stnbench.engine.record import METRICS_NAME, read_record
@@ -42,10 +42,6 @@ MOMENTUM = 0.9  # config/cpu.yaml's deviation from the recipe
 TRANSFORMER_MODEL = "st-cnn-affine"
 # "Stops falling": a doubling of the run length lowers the error by at most this fraction.
 FALL_PER_DOUBLING = 0.1
-
-
-def run_name(model: str, distortion: str, epochs: int, seed: int, precision: str) -> str:
-    return f"{model}-{distortion}-{epochs}ep-seed{seed}-{precision}"
 
 
 def train(model: str, distortion: str, epochs: int, out: Path, args: argparse.Namespace) -> None:

@@ -12,6 +12,12 @@ import yaml
 THREADS = 2
 
 
+def run_name(model: str, distortion: str, epochs: int, seed: int, precision: str) -> str:
+    """One run folder's name, the same in every benchmark, so that two benchmarks given the
+    same folder share the runs they both need."""
+    return f"{model}-{distortion}-{epochs}ep-seed{seed}-{precision}"
+
+
 def train_mnist_run(
     out: Path, *, model: str, distortion: str, seed: int, precision: str, data_dir: Path,
     fields: dict, severity: float | None = 1.0, quiet: bool = False,
