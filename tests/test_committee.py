@@ -17,13 +17,16 @@ LABELS = np.arange(TEST_IMAGES) % 10
 CONTRASTS = ("original", "histeq", "conorm")
 
 
-def _column(root: Path, contrast: str, seed: int, wrong: np.ndarray) -> Path:
-    """A finished idsia-mcdnn run at ``contrast``, right everywhere but on ``wrong``: 0.6 on
-    its answer, 0.4 on the true class where it is wrong and on a third class where it is right."""
-    run = write_run(root / contrast, model="idsia-mcdnn", seed=seed, accuracy=0.0,
-                    dataset="gtsrb", distortion="none", severity=0.0, wrong=wrong)
+def _column(root: Path, contrast: str, seed: int, wrong: np.ndarray, size: int = 48,
+            note: str = "the complete test set") -> Path:
+    """A finished idsia-mcdnn run at ``contrast`` (on the ROI at 48 px, else the whole image at
+    ``size``), right everywhere but on ``wrong``: 0.6 on its answer, 0.4 on the true class where
+    it is wrong and on a third class where it is right."""
+    run = write_run(root / f"{contrast}-{size}", model="idsia-mcdnn", seed=seed, accuracy=0.0,
+                    dataset="gtsrb", distortion="none", severity=0.0, wrong=wrong, note=note)
     metrics = json.loads((run / "metrics.json").read_text())
-    metrics["config"].update(size=48, roi_crop=True, contrast=contrast, augmentation="idsia")
+    metrics["config"].update(size=size, roi_crop=size == 48, contrast=contrast,
+                             augmentation="idsia")
     (run / "metrics.json").write_text(json.dumps(metrics))
     answer = LABELS.copy()
     answer[wrong] = (LABELS[wrong] + 1) % 10
@@ -85,6 +88,21 @@ def test_columns_tested_on_other_images_are_refused(tmp_path: Path) -> None:
     np.savez(run / "predictions.npz", **arrays)
     with pytest.raises(StnbenchError, match=r"test images differ from .*a committee needs"):
         committee_rows(collect(tmp_path / "runs", tmp_path / "bench").runs)
+
+
+def test_columns_combine_across_contrasts_only(tmp_path: Path) -> None:
+    # Two contrasts at 48 px on the ROI, tested on the complete test set; the same model at
+    # 32 px on the whole image, tested on a subset; another data set's run beside them.
+    for index, contrast in enumerate(CONTRASTS[:2]):
+        _column(tmp_path / "runs", contrast, 0, _wrong(index))
+    _column(tmp_path / "runs", "original", 0, _wrong(2), size=32, note="a subset")
+    write_run(tmp_path / "runs", model="cnn", seed=0, accuracy=0.9, note="MNIST's test set")
+    results = collect(tmp_path / "runs", tmp_path / "bench")
+    rows = committee_rows(results.runs)
+    assert set(rows["preparations"]) == {"48px-roi 48px-roi-histeq"}
+    committee = next(t for t in build_tables(results) if t.name == "committee")
+    test_set_notes = [note for note in committee.notes if note.startswith("Test set")]
+    assert test_set_notes == ["Test set (gtsrb): the complete test set (100 images)."]
 
 
 def test_a_model_at_one_preparation_forms_no_committee(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ columns' class probabilities averaged image by image, the committee's class the 
 A committee is assembled from the columns' predictions.npz, never trained as one network, so a
 table can set 1 column, one column per preparation (IDSIA's five contrasts) and every column
 side by side at no cost beyond the columns. The columns of a model are its finished runs on one
-condition at two or more preparations; a committee of one column per preparation is formed for
-each seed that every preparation finished.
+condition at two or more preparations that differ in contrast only (one input size and crop),
+tested on one test set; a committee of one column per preparation is formed for each seed that
+every preparation finished.
 """
 
 import math
@@ -24,8 +25,12 @@ from stnbench.results.stats import binomial_interval, summarize
 from stnbench.results.table_format import format_number
 from stnbench.results.table_spec import Inputs, Place, Sections, TableSpec
 
-# The committee key: a condition without its preparation, and the model.
-COLUMNS_OF = [name for name in CONDITION if name != "preparation"] + ["model"]
+# The committee key: a condition without its preparation, the model, and what makes columns
+# comparable image by image: one input size and crop, one test set. So a model trained at 32 and
+# at 48 px forms no committee of the two; only contrasts, as IDSIA's preprocessings, combine.
+COLUMNS_OF = [name for name in CONDITION if name != "preparation"] + [
+    "model", "input_size", "roi_crop", "test_set_name", "test_set_size", "test_set_note",
+]
 KINDS = ("1 column", "1 column per preparation", "every column")
 _ACCURACY_COLUMNS = ("test_mean", "test_std", "test_ci_low", "test_ci_high", "val_mean",
                      "val_std", "test_images")
@@ -68,7 +73,7 @@ def committee_rows(runs: pd.DataFrame) -> pd.DataFrame:
     committees formed, and test and validation accuracy (mean and std over committees)."""
     ok = runs[runs["status"] == "ok"]
     rows = []
-    for key, columns in ok.groupby(COLUMNS_OF, sort=True):
+    for key, columns in ok.groupby(COLUMNS_OF, sort=True, dropna=False):
         preparations = sorted(set(columns["preparation"]))
         if len(preparations) < 2:
             continue
@@ -121,8 +126,8 @@ def _rows(inputs: Inputs) -> pd.DataFrame:
 
 
 def _no_committee(inputs: Inputs) -> str:
-    return ("No committee yet: no model has finished runs at two or more preparations of one "
-            f"condition under {inputs.results.runs_dir}.")
+    return ("No committee yet: no model has finished runs at two or more contrasts of one "
+            f"condition, input size and test set under {inputs.results.runs_dir}.")
 
 
 def _sections(rows: pd.DataFrame, inputs: Inputs) -> Sections:
@@ -170,11 +175,11 @@ COMMITTEE_TABLE = TableSpec(
         f"test set ({_IDSIA_SOURCE.citation} <{_IDSIA_SOURCE.url}>): five columns for each of "
         "five preprocessings.",
         "A model's columns are its finished runs on one condition at two or more "
-        "preparations; a committee of one column per preparation is formed for each seed "
-        "that every preparation finished. Mean ± sample std over committees; 95% interval: "
-        "Clopper-Pearson over the test images for one committee, t over committees for "
-        "several.",
-        Place.ALL_TEST_SETS, Place.EMPTY,
+        "preparations that differ in contrast only, tested on one test set; a committee of "
+        "one column per preparation is formed for each seed that every preparation finished. "
+        "Mean ± sample std over committees; 95% interval: Clopper-Pearson over the test "
+        "images for one committee, t over committees for several.",
+        Place.TEST_SETS, Place.EMPTY,
     ),
     rows=_rows,
     sections=_sections,

@@ -36,7 +36,6 @@ class Place(Enum):
     EMPTY = "the table's empty_note, when it has no rows"
     SCALES = "what each scale of the rows is"
     TEST_SETS = "the rows' test sets"
-    ALL_TEST_SETS = "every run's test set, for a table whose rows are not runs"
     DUPLICATES = "the duplicate runs counted once"
 
 
@@ -80,8 +79,6 @@ def _lines(place: Place, spec: TableSpec, rows: pd.DataFrame, inputs: Inputs) ->
         return scale_notes(rows, inputs.scale_meanings)
     if place is Place.TEST_SETS:
         return test_set_notes(rows)
-    if place is Place.ALL_TEST_SETS:
-        return test_set_notes(inputs.results.runs)
     return duplicate_note(inputs.results)
 
 
