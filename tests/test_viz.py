@@ -19,6 +19,7 @@ from stnbench.results.viz import (
     moving_path,
     sampled_outline,
     trace_transformers,
+    write_gif,
 )
 
 
@@ -85,3 +86,26 @@ def test_viz_of_a_trained_run(mnist: DatasetTensors, data_dir: Path, tmp_path: P
 def test_viz_without_snapshots_names_the_missing_file(tmp_path: Path):
     with pytest.raises(StnbenchError, match=r"evolution\.npz: does not exist"):
         evolution_frames(tmp_path, {})
+
+
+def test_gifs_keep_their_frames_colours_in_half_the_bytes(tmp_path: Path) -> None:
+    # Photo-like frames that change a little from one to the next, as a GTSRB evolution does.
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:60, 0:200]
+    photo = np.stack([xs * 255 / 200, ys * 255 / 60, (xs + ys) * 255 / 260], axis=-1)
+    photo = (photo + rng.normal(0, 8, photo.shape)).astype(np.int16)
+    frames = []
+    for index in range(12):
+        frame = photo.copy()
+        frame[:, 10 * index : 10 * index + 20] = 128  # a moving grey band
+        frames.append(Image.fromarray(frame.clip(0, 255).astype(np.uint8)))
+    ours, default = tmp_path / "ours.gif", tmp_path / "default.gif"
+    write_gif(ours, frames, 100)
+    frames[0].save(default, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    with Image.open(ours) as gif:
+        decoded = [np.asarray(frame.convert("RGB"), np.int16)
+                   for frame in ImageSequence.Iterator(gif)]
+    assert len(decoded) == len(frames)
+    for frame, back in zip(frames, decoded, strict=True):
+        assert np.abs(np.asarray(frame, np.int16) - back).mean() < 8
+    assert ours.stat().st_size < 0.6 * default.stat().st_size
