@@ -64,7 +64,8 @@ def test_model_without_transformer_is_refused(mnist: DatasetTensors):
         trace_transformers(model_for("cnn", mnist), mnist.test.images[:1].float() / 255)
 
 
-def test_viz_of_a_trained_run(mnist: DatasetTensors, data_dir: Path, tmp_path: Path):
+def test_viz_of_a_trained_run(mnist: DatasetTensors, data_dir: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"limit_train": 64, "limit_eval": 32, "batch_size": 32,
                                     "threads": 1, "scale": "tiny"}))
@@ -81,6 +82,10 @@ def test_viz_of_a_trained_run(mnist: DatasetTensors, data_dir: Path, tmp_path: P
     # Two steps of training: snapshots before the first step and after each.
     with Image.open(evolution_path(out)) as gif:
         assert sum(1 for _ in ImageSequence.Iterator(gif)) == 3
+
+    (run / "checkpoint.pt").unlink()
+    assert main(["viz", "--run", str(run), "--out", str(out), "--data-dir", str(data_dir)]) != 0
+    assert "checkpoint.pt: does not exist; a run's pictures are drawn" in capsys.readouterr().err
 
 
 def test_viz_without_snapshots_names_the_missing_file(tmp_path: Path):

@@ -151,7 +151,13 @@ def load_run(run_dir: Path, data_dir: Path | None = None) -> LoadedRun:
     if record.status != "ok":
         raise StnbenchError(f"{run_dir / METRICS_NAME}: run {record.status}, "
                             "no trained model to draw")
-    weights = selected_weights(run_dir / CHECKPOINT_NAME)
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        # Checkpoints are never committed: a clone or a new machine has the run's record only.
+        raise StnbenchError(f"{checkpoint}: does not exist; a run's pictures are drawn from its "
+                            "checkpoint on the machine that trained it (retrain the run to "
+                            "draw them)")
+    weights = selected_weights(checkpoint)
     config = record.config
     data_dir = resolve_data_dir(data_dir if data_dir is not None else config["data_dir"])
     data = load_dataset(record.dataset, data_dir, size=config["size"],
