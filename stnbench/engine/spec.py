@@ -27,9 +27,11 @@ TRAIN_DISTORTIONS = ("fresh", "fixed")
 OPTIMIZERS = ("sgd", "rmsprop", "lasagne-rmsprop")  # built by engine/optimizers.py
 # fp32 on every device, so that one spec is one run on every machine (results/README.md):
 # without native bf16 a CPU trains bf16 autocast about 5 times slower than fp32; with it
-# (avx512_bf16) 2-2.8 times faster, but the accuracy check on a Table 1 cell
-# (benchmarks/precision_accuracy.py) did not show bf16 equal to fp32. `--precision bf16` or
-# a preset's `precision: bf16` chooses it; a run records its precision.
+# (avx512_bf16) 2-2.8 times faster, and as accurate on a Table 1 cell at 10 epochs
+# (benchmarks/precision_accuracy.py). A default that followed the CPU would make one spec two
+# runs, and would turn the committed fp32 runs, whose specs name no precision, into bf16 ones
+# when trained again. So `--precision bf16` or a preset's `precision: bf16` chooses it; a run
+# records its precision.
 DEFAULT_PRECISION = {"cpu": "fp32", "cuda": "fp32"}
 DEFAULT_DIVERGENCE = {
     # |parameter| of any spatial transformer above this: the transformation is exploding.
