@@ -16,6 +16,7 @@ from stnbench.errors import StnbenchError
 TASK = TASKS["sequence"]
 SIZE = 28
 
+
 def windows(image: torch.Tensor) -> torch.Tensor:
     """[positions, 28, 28]: every 28x28 window of a [1, H, W] image, row-major by corner."""
     return image[0].unfold(0, SIZE, 1).unfold(1, SIZE, 1).reshape(-1, SIZE, SIZE)

@@ -18,10 +18,7 @@ from stnbench.bench import model_cost
 from stnbench.cli import main
 from stnbench.datasets import DatasetTensors, Split
 from stnbench.distortions import run_input_size
-from stnbench.distortions.sequences import (
-    TASKS,
-    make_sequences,
-)
+from stnbench.distortions.sequences import TASKS, make_sequences
 from stnbench.engine import targets
 from stnbench.engine.evaluate import evaluate
 from stnbench.engine.loop import train_epoch
