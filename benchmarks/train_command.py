@@ -12,15 +12,18 @@ import yaml
 THREADS = 2
 
 
-def run_name(model: str, distortion: str, epochs: int, seed: int, precision: str) -> str:
+def run_name(
+    model: str, distortion: str, epochs: int, seed: int, precision: str, device: str = "cpu"
+) -> str:
     """One run folder's name, the same in every benchmark, so that two benchmarks given the
-    same folder share the runs they both need."""
-    return f"{model}-{distortion}-{epochs}ep-seed{seed}-{precision}"
+    same folder share the runs they both need; a GPU run is another run, and named so."""
+    suffix = "" if device == "cpu" else f"-{device}"
+    return f"{model}-{distortion}-{epochs}ep-seed{seed}-{precision}{suffix}"
 
 
 def train_mnist_run(
     out: Path, *, model: str, distortion: str, seed: int, precision: str, data_dir: Path,
-    fields: dict, severity: float | None = 1.0, quiet: bool = False,
+    fields: dict, severity: float | None = 1.0, quiet: bool = False, device: str = "cpu",
 ) -> None:
     """Train (or resume, or leave finished) the run in ``out``; ``fields``: run fields of its
     spec (epochs, momentum, limit_train, ...); ``severity`` None for a family without one."""
@@ -28,10 +31,12 @@ def train_mnist_run(
     spec.write_text(yaml.safe_dump(fields))
     command = [
         sys.executable, "-m", "stnbench", "train", "--dataset", "mnist",
-        "--distortion", distortion, "--model", model, "--seed", str(seed), "--device", "cpu",
-        "--threads", str(THREADS), "--precision", precision, "--data-dir", str(data_dir),
-        "--spec", str(spec), "--out", str(out),
+        "--distortion", distortion, "--model", model, "--seed", str(seed), "--device", device,
+        "--precision", precision, "--data-dir", str(data_dir), "--spec", str(spec),
+        "--out", str(out),
     ]  # fmt: skip
+    if device == "cpu":
+        command += ["--threads", str(THREADS)]
     if severity is not None:
         command += ["--severity", str(severity)]
     if not quiet:
