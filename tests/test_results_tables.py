@@ -240,6 +240,21 @@ def test_two_cpus_of_one_name_but_unlike_flags_are_two_devices(tmp_path: Path):
         "100 (AMD EPYC [avx2]); 300 (AMD EPYC [avx512_bf16]); 200 (AMD EPYC [flags unrecorded])")
 
 
+def test_cost_rows_keep_a_models_preparations_apart(tmp_path: Path):
+    root = tmp_path / "runs"
+    for seed, size, rate in ((0, 32, 100.0), (1, 48, 40.0)):
+        run = write_run(root, model="idsia", seed=seed, accuracy=0.9, dataset="gtsrb",
+                        distortion="none", severity=0.0)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["config"]["size"] = size
+        metrics["train_images_per_s"] = rate
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    (_, display), = table(build_tables(collect(root)), "cost").sections
+    speed = display.set_index("preparation")["training images/s"]
+    assert len(display) == 2
+    assert speed["32px"].startswith("100 (") and speed["48px"].startswith("40 (")
+
+
 def test_cli_writes_every_table_and_plot(runs: Path, tmp_path: Path):
     out = tmp_path / "out"
     assert main(["results", "tables", "--runs", str(runs), "--out", str(out),

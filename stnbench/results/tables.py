@@ -178,11 +178,13 @@ def _cost_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
     for scale, group in cells.groupby("scale", sort=True):
         display = []
         for cell in group.itertuples(index=False):
-            model_runs = runs[(runs["scale"] == scale) & (runs["dataset"] == cell.dataset)
-                              & (runs["distortion"] == cell.distortion)
-                              & (runs["model"] == cell.model)]
+            # The whole cell key: a model at two preparations (32 and 48 px, two contrasts)
+            # is two rows, each with its own runs' speed.
+            key = cell._asdict()
+            model_runs = runs[runs[CELL].eq(pd.Series({c: key[c] for c in CELL})).all(axis=1)]
             display.append({
                 "dataset": cell.dataset,
+                "preparation": cell.preparation,
                 "family": cell.distortion,
                 "model": cell.model,
                 "params": format_count(cell.params),
