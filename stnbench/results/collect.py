@@ -6,7 +6,7 @@ never from their paths, so runs may be laid out, moved or merged freely.
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from stnbench.dataset_registry import DATASETS
-from stnbench.distortions import run_input_size
+from stnbench.distortions import distortion_version, run_input_size
 from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
 from stnbench.engine.recipes import get_recipe
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
@@ -84,14 +84,16 @@ HISTORY_COLUMNS = (
 
 @dataclass(frozen=True)
 class Results:
-    """runs: one row per metrics.json (duplicates of a run key dropped, see ``duplicates``);
-    history: one row per run and epoch; bench: one row per benchmark measurement."""
+    """runs: one row per metrics.json (duplicates of a run key dropped, see ``duplicates``;
+    superseded runs set aside, see ``superseded``); history: one row per run and epoch;
+    bench: one row per benchmark measurement."""
 
     runs: pd.DataFrame
     history: pd.DataFrame
     bench: pd.DataFrame
     duplicates: tuple[Path, ...]
     runs_dir: Path
+    superseded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RUN_COLUMNS))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -291,7 +293,29 @@ def load_bench(bench_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
 
 
+def out_of_date(runs: pd.DataFrame) -> pd.Series:
+    """Runs trained on an earlier definition of their distortion, model or recipe."""
+    older_distortion = runs["distortion_version"] < runs["distortion"].map(distortion_version)
+    older_model = runs["model_definition_current"].eq(False)
+    older_recipe = runs["recipe_changes"].map(bool, na_action="ignore").eq(True)
+    return older_distortion | older_model | older_recipe
+
+
+def superseded(runs: pd.DataFrame) -> pd.Series:
+    """Out-of-date runs in a cell that also has runs of the current definitions: a cell's mean
+    over seeds is of one definition, so these are set aside while the others count. A cell
+    whose runs are all out of date keeps them, marked so in the tables' notes."""
+    stale = out_of_date(runs)
+    has_current = (~stale).groupby([runs[name] for name in CELL]).transform("any")
+    return stale & has_current
+
+
 def collect(runs_dir: Path, bench_dir: Path | None = None) -> Results:
     runs, history, duplicates = load_runs(runs_dir)
     bench = load_bench(bench_dir) if bench_dir is not None else empty_bench()
-    return Results(runs, history, bench, duplicates, Path(runs_dir))
+    set_aside = superseded(runs) if not runs.empty else pd.Series(False, index=runs.index)
+    kept = runs[~set_aside].reset_index(drop=True)
+    keys = list(RUN_KEY)
+    history = history.merge(kept[keys], on=keys) if not history.empty else history
+    return Results(kept, history, bench, duplicates, Path(runs_dir),
+                   runs[set_aside].reset_index(drop=True))

@@ -59,6 +59,19 @@ def duplicate_note(results: Results) -> list[str]:
             + ", ".join(str(path) for path in results.duplicates) + "."]
 
 
+def superseded_note(superseded: pd.DataFrame) -> list[str]:
+    """The out-of-date runs set aside because their cells have runs of the current
+    definitions (collect.superseded)."""
+    if superseded.empty:
+        return []
+    counts = []
+    for (model, distortion), group in superseded.groupby(["model", "distortion"], sort=True):
+        seeds = ", ".join(str(seed) for seed in sorted(set(group["seed"])))
+        counts.append(f"{model} on {distortion} (seed {seeds})")
+    return [f"Set aside: {len(superseded)} out-of-date run(s) whose cells also have runs of the "
+            f"current definitions, not averaged with them until retrained: {'; '.join(counts)}."]
+
+
 def older_definition_notes(runs: pd.DataFrame) -> list[str]:
     """Runs trained on an earlier definition of their distortion, of their model or of their
     recipe than the current one."""

@@ -13,6 +13,7 @@ from stnbench.results.notes import (
     duplicate_note,
     older_definition_notes,
     scale_notes,
+    superseded_note,
     test_set_notes,
 )
 from stnbench.results.table_format import Table
@@ -66,8 +67,10 @@ def build_table(spec: TableSpec, inputs: Inputs) -> Table:
     table = Table(spec.name, spec.title)
     for note in spec.notes:
         table.notes += [note] if isinstance(note, str) else _lines(note, spec, rows, inputs)
-    # Every table ends its own notes with the runs it shows that are out of date.
+    # Every table ends its own notes with the runs it shows that are out of date, and those it
+    # leaves out for runs of the current definitions.
     table.notes += older_definition_notes(_runs_shown(rows, inputs.results.runs))
+    table.notes += superseded_note(_runs_on_conditions(rows, inputs.results.superseded))
     table.sections, table.data = spec.sections(rows, inputs)
     return table
 
@@ -88,6 +91,10 @@ def _runs_shown(rows: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     speak of its own runs only."""
     if "distortion_version" in rows.columns:
         return rows
+    return _runs_on_conditions(rows, runs)
+
+
+def _runs_on_conditions(rows: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     keys = [key for key in ("scale", "dataset", "preparation", "distortion")
             if key in rows.columns and key in runs.columns]
     if rows.empty or not keys:
