@@ -4,9 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
+from test_results_tables import write_run
+
 from stnbench import pipeline
 from stnbench.results.collect import collect
-from stnbench.results.plots import PLOTS, inputs_digest, write_plots
+from stnbench.results.plots import PLOTS, inputs_digest, throughput, write_plots
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,3 +43,16 @@ def test_plots_are_drawn_again_only_when_what_they_show_changes(tmp_path: Path):
     edited = inputs_digest(collect(runs))
     shutil.rmtree(metrics.parent)
     assert len({before, edited, inputs_digest(collect(runs))}) == 3
+
+
+def test_throughput_has_a_bar_per_preparation_of_a_model(tmp_path: Path):
+    root = tmp_path / "runs"
+    for seed, size in ((0, 32), (1, 48)):
+        run = write_run(root, model="idsia", seed=seed, accuracy=0.9, dataset="gtsrb",
+                        distortion="none", severity=0.0)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["config"]["size"] = size
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    figure = throughput(collect(root))
+    labels = {label.get_text() for ax in figure.axes for label in ax.get_yticklabels()}
+    assert {"idsia (32px)", "idsia (48px)"} <= labels

@@ -214,8 +214,12 @@ def throughput(results: Results) -> Figure:
     title = "Throughput per model and device (images/s; log scale where a panel spans a decade)"
     training = results.runs.dropna(subset=["train_images_per_s"])
     inference = results.bench[results.bench["phase"] == "inference"].dropna(subset=["images_per_s"])
+    # A model trained at several preparations (GTSRB at 32 and 48 px) is a bar per preparation:
+    # averaged together, its 48 px runs' speed would read as its 32 px runs'.
+    preparations = training.groupby("dataset")["preparation"].nunique()
     rows = [
-        {"model": row.model, "bar": row.device, "order": (0, row.dataset, 0),
+        {"model": row.model + (f" ({row.preparation})" if preparations[row.dataset] > 1 else ""),
+         "bar": row.device, "order": (0, row.dataset, 0),
          "what": f"training ({row.dataset}; mean over runs)",
          "images_per_s": row.train_images_per_s}
         for row in training.itertuples(index=False)
