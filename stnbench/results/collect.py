@@ -306,7 +306,7 @@ def superseded(runs: pd.DataFrame) -> pd.Series:
     over seeds is of one definition, so these are set aside while the others count. A cell
     whose runs are all out of date keeps them, marked so in the tables' notes."""
     stale = out_of_date(runs)
-    has_current = (~stale).groupby([runs[name] for name in CELL]).transform("any")
+    has_current = (~stale).groupby([runs[name] for name in CELL], dropna=False).transform("any")
     return stale & has_current
 
 
