@@ -293,12 +293,20 @@ def load_bench(bench_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(BENCH_COLUMNS))
 
 
+def older_definitions(runs: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per run, whether it trained on an earlier definition of its distortion, its model and
+    its recipe than the current one."""
+    return {
+        "distortion": runs["distortion_version"] < runs["distortion"].map(distortion_version),
+        "model": runs["model_definition_current"].eq(False),
+        "recipe": runs["recipe_changes"].map(bool, na_action="ignore").eq(True),
+    }
+
+
 def out_of_date(runs: pd.DataFrame) -> pd.Series:
     """Runs trained on an earlier definition of their distortion, model or recipe."""
-    older_distortion = runs["distortion_version"] < runs["distortion"].map(distortion_version)
-    older_model = runs["model_definition_current"].eq(False)
-    older_recipe = runs["recipe_changes"].map(bool, na_action="ignore").eq(True)
-    return older_distortion | older_model | older_recipe
+    older = older_definitions(runs)
+    return older["distortion"] | older["model"] | older["recipe"]
 
 
 def superseded(runs: pd.DataFrame) -> pd.Series:
@@ -313,9 +321,8 @@ def superseded(runs: pd.DataFrame) -> pd.Series:
 def collect(runs_dir: Path, bench_dir: Path | None = None) -> Results:
     runs, history, duplicates = load_runs(runs_dir)
     bench = load_bench(bench_dir) if bench_dir is not None else empty_bench()
-    set_aside = superseded(runs) if not runs.empty else pd.Series(False, index=runs.index)
+    set_aside = superseded(runs)
     kept = runs[~set_aside].reset_index(drop=True)
-    keys = list(RUN_KEY)
-    history = history.merge(kept[keys], on=keys) if not history.empty else history
+    history = history.merge(kept[list(RUN_KEY)], on=list(RUN_KEY))
     return Results(kept, history, bench, duplicates, Path(runs_dir),
                    runs[set_aside].reset_index(drop=True))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from stnbench.distortions import distortion_version
-from stnbench.results.collect import CELL, UNSPECIFIED_SCALE, Results
+from stnbench.results.collect import CELL, UNSPECIFIED_SCALE, Results, older_definitions
 
 SIGNIFICANCE_LEVEL = 0.05
 # What each preset's scale means is the preset's own `scale_note` (config/*.yaml), passed in
@@ -76,8 +76,8 @@ def older_definition_notes(runs: pd.DataFrame) -> list[str]:
     """Runs trained on an earlier definition of their distortion, of their model or of their
     recipe than the current one."""
     notes = []
-    current = runs["distortion"].map(distortion_version)
-    older = runs[runs["distortion_version"] < current]
+    older_definition = older_definitions(runs)
+    older = runs[older_definition["distortion"]]
     if not older.empty:
         counts = []
         for family, group in older.groupby("distortion"):
@@ -87,13 +87,13 @@ def older_definition_notes(runs: pd.DataFrame) -> list[str]:
         notes.append(f"Out of date: run(s) trained on an earlier definition of their "
                      f"distortion, {'; '.join(counts)}: not comparable with the current "
                      "definition's runs until retrained (docs/data.md, distortion versions).")
-    older = runs[runs["model_definition_current"].eq(False)]
+    older = runs[older_definition["model"]]
     if not older.empty:
         counts = [f"{len(group)} of {model}" for model, group in older.groupby("model")]
         notes.append(f"Out of date: run(s) trained on an earlier definition of their model, "
                      f"{'; '.join(counts)}: the network now defined is another one until "
                      "retrained.")
-    older = runs[runs["recipe_changes"].map(bool, na_action="ignore").eq(True)]
+    older = runs[older_definition["recipe"]]
     if not older.empty:
         counts = []
         for model, group in older.groupby("model"):

@@ -174,14 +174,14 @@ def _cost_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
     first = runs.groupby(CELL)[["params", "flops"]].first().reset_index()
     cells = cells.merge(first, on=CELL, how="left")
     cells["accuracy_per_mparam"] = 100 * cells["mean"] / (cells["params"] / 1e6)
+    # By the whole cell key: a model at two preparations (32 and 48 px, two contrasts) is two
+    # rows, each with its own runs' speed.
+    runs_by_cell = dict(iter(runs.groupby(CELL, dropna=False)))
     sections = []
     for scale, group in cells.groupby("scale", sort=True):
         display = []
         for cell in group.itertuples(index=False):
-            # The whole cell key: a model at two preparations (32 and 48 px, two contrasts)
-            # is two rows, each with its own runs' speed.
-            key = cell._asdict()
-            model_runs = runs[runs[CELL].eq(pd.Series({c: key[c] for c in CELL})).all(axis=1)]
+            model_runs = runs_by_cell.get(tuple(getattr(cell, name) for name in CELL), runs[:0])
             display.append({
                 "dataset": cell.dataset,
                 "preparation": cell.preparation,
