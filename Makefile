@@ -16,7 +16,7 @@ RESULTS ?=
 # The rules call `stnbench`; the workflow profile limits GPU jobs to one at a time.
 SNAKEMAKE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: install demo reproduce tables report test lint gpu-bundle gpu-check
+.PHONY: install demo reproduce tables report test lint gpu-bundle gpu-check gpu-bundle-gtsrb48 gpu-train
 
 install: $(STAMP)
 
@@ -66,7 +66,7 @@ GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylin
 GPU_SITE := /tmp/stnbench-gpu-site
 
 gpu-bundle: install
-	rm -rf .gpu && mkdir -p .gpu/whl .gpu/mnist
+	rm -rf .gpu/whl .gpu/mnist && mkdir -p .gpu/whl .gpu/mnist
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp $(GPU_PLATFORMS) -d .gpu/whl $(GPU_WHEELS)
 	$(BIN)/stnbench data prepare mnist --data-dir data
@@ -78,3 +78,24 @@ gpu-check:
 	mkdir -p data/MNIST/raw
 	for f in .gpu/mnist/*.gz; do gunzip -c $$f > data/MNIST/raw/$$(basename $$f .gz); done
 	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_check.py
+
+# The full preset's GTSRB runs at 48 px (config/config.yaml) trained on such a machine, whose
+# calls carry tens of MiB while the images are 358 MB: `make gpu-bundle-gtsrb48` here packs the
+# prepared cache into .gpu/gtsrb-48px/ as PNG parts of at most 48 MiB, each carried in its own
+# call; `make gpu-train` there, once all have arrived, rebuilds the cache and trains the specs
+# under GPU_RUNS (written here beforehand by the workflow) for GPU_MINUTES, then writes the
+# finished runs to $OUT/gpu_runs.tar.gz (docs/development.md).
+GPU_RUNS ?= results/runs
+GPU_MODELS ?= moodstocks-2st,moodstocks-nost,moodstocks-1st
+GPU_MINUTES ?= 8
+
+gpu-bundle-gtsrb48: install
+	$(BIN)/stnbench data prepare gtsrb --size 48 --data-dir data
+	rm -rf .gpu/gtsrb-48px
+	$(BIN)/stnbench data pack gtsrb-48px --out .gpu/gtsrb-48px --part-mib 48 --data-dir data
+
+gpu-train:
+	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --target $(GPU_SITE) .gpu/whl/*.whl
+	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) -m stnbench data unpack .gpu/gtsrb-48px --data-dir data
+	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_train.py --runs $(GPU_RUNS) \
+		--models $(GPU_MODELS) --minutes $(GPU_MINUTES) --out $${OUT:-.}/gpu_runs.tar.gz

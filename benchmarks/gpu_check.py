@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from tabulate import tabulate
 
@@ -37,13 +38,16 @@ def gpu_slug() -> str:
     return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name().lower()).strip("-")
 
 
-def run(command: list[str], deadline: float) -> int:
+def run(command: list[str], deadline: float, stream: TextIO | None = None) -> int:
+    """Runs ``command`` in the repository, its output to ``stream`` (default: this one's), and
+    stops it at ``deadline``."""
     print("$", " ".join(command), flush=True)
     left = max(1.0, deadline - time.monotonic())
     try:
-        return subprocess.run(command, cwd=REPO, timeout=left).returncode
+        return subprocess.run(command, cwd=REPO, timeout=left, stdout=stream,
+                              stderr=stream).returncode
     except subprocess.TimeoutExpired:
-        print(f"gpu-check: stopped at the time budget: {' '.join(command)}", flush=True)
+        print(f"stopped at the time budget: {' '.join(command)}", flush=True)
         return 124
 
 
