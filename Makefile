@@ -84,7 +84,9 @@ gpu-check:
 # prepared cache into .gpu/gtsrb-48px/ as PNG parts of at most 48 MiB, each carried in its own
 # call; `make gpu-train` there, once all have arrived, rebuilds the cache and trains the specs
 # under GPU_RUNS (written here beforehand by the workflow) for GPU_MINUTES, then writes the
-# finished runs to $OUT/gpu_runs.tar.gz (docs/development.md).
+# finished runs to $OUT/gpu_runs.tar.gz (docs/development.md). They train in .gpu/runs/, which
+# is git-ignored: a second call to the same machine, whose tree is a fresh copy of this one,
+# keeps the runs and checkpoints of the first.
 GPU_RUNS ?= results/runs
 GPU_MODELS ?= moodstocks-2st,moodstocks-nost,moodstocks-1st
 GPU_MINUTES ?= 8
@@ -97,5 +99,7 @@ gpu-bundle-gtsrb48: install
 gpu-train:
 	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --target $(GPU_SITE) .gpu/whl/*.whl
 	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) -m stnbench data unpack .gpu/gtsrb-48px --data-dir data
-	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_train.py --runs $(GPU_RUNS) \
-		--models $(GPU_MODELS) --minutes $(GPU_MINUTES) --out $${OUT:-.}/gpu_runs.tar.gz
+	mkdir -p .gpu/runs && cp -r -n $(GPU_RUNS)/. .gpu/runs/
+	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_train.py --runs .gpu/runs \
+		--archive-as $(GPU_RUNS) --models $(GPU_MODELS) --minutes $(GPU_MINUTES) \
+		--out $${OUT:-.}/gpu_runs.tar.gz

@@ -1,17 +1,17 @@
 """Train a preset's runs on a GPU machine that has no Snakemake, within a time budget.
 
-The workflow writes the runs' specs here (`snakemake <runs>/<cell>/spec.yaml --configfile
-config/gpu-gtsrb48.yaml`, committed with the runs); on the GPU machine this script trains each
-spec that has no metrics.json yet with `stnbench train --device cuda`, one after another, the
-pairs that a table compares first (every model of a seed before the next seed, in the order of
---models). A run stopped at the budget resumes from its last epoch's checkpoint at the next
+The workflow writes the runs' specs here (`snakemake results/runs/<cell>/spec.yaml
+--configfile config/config.yaml`, committed); on the GPU machine this script trains each spec
+in --runs that has no metrics.json yet with `stnbench train --device cuda`, one after another,
+the pairs that a table compares first (every model of a seed before the next seed, in the order
+of --models). A run stopped at the budget resumes from its last epoch's checkpoint at the next
 call, while the machine is kept. The finished runs (metrics.json, predictions.npz) and their
-logs (logs/gpu/train/) come back as one tar whose paths are relative to the folder the script
-ran in: unpacked in the repository's root here (`tar -xzf gpu_runs.tar.gz`), the workflow
-takes them as finished runs (docs/development.md).
+logs (logs/gpu/train/) come back as one tar, the runs under --archive-as: unpacked in the
+repository's root here (`tar -xzf gpu_runs.tar.gz`), the workflow takes them as finished runs
+(`make gpu-train`, docs/development.md).
 
-Usage: python3 benchmarks/gpu_train.py --runs results/gpu/runs [--models a,b] [--minutes 8]
-    [--threads 8] [--data-dir data] [--device cuda] --out $OUT/gpu_runs.tar.gz
+Usage: python3 benchmarks/gpu_train.py --runs DIR [--archive-as results/runs] [--models a,b]
+    [--minutes 8] [--threads 8] [--data-dir data] [--device cuda] --out $OUT/gpu_runs.tar.gz
 """
 
 import argparse
@@ -72,7 +72,10 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a trial")
     parser.add_argument("--out", type=Path, required=True, help="the tar of finished runs")
+    parser.add_argument("--archive-as", type=Path, default=None,
+                        help="the runs' folder as the tar names it (default: --runs)")
     args = parser.parse_args()
+    args.archive_as = args.archive_as or args.runs
     deadline = time.monotonic() + 60 * args.minutes
     failed = False
     for spec in ordered_specs(args.runs, [m for m in args.models.split(",") if m]):
@@ -89,7 +92,7 @@ def main() -> int:
         for folder in finished:
             for name in (METRICS_NAME, PREDICTIONS_NAME):
                 if (folder / name).exists():
-                    tar.add(folder / name, arcname=str(folder / name))
+                    tar.add(folder / name, arcname=str(args.archive_as / folder.name / name))
             log = LOGS / f"{folder.name}.log"
             if log.exists():
                 tar.add(log, arcname=str(log))

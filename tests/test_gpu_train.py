@@ -16,14 +16,15 @@ TINY = {"dataset": "mnist", "distortion": "R", "severity": 1.0, "epochs": 1,
 def test_trains_each_spec_without_a_record_and_returns_them(
     mnist, data_dir: Path, tmp_path: Path
 ) -> None:
-    runs = tmp_path / "results" / "runs"
+    runs = tmp_path / "work" / "runs"
     for model, seed in (("cnn", 1), ("st-cnn-affine", 0), ("cnn", 0)):
         folder = runs / f"model~{model}_seed~{seed}"
         folder.mkdir(parents=True)
         (folder / "spec.yaml").write_text(yaml.safe_dump({**TINY, "model": model, "seed": seed}))
     out = tmp_path / "out" / "gpu_runs.tar.gz"
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "gpu_train.py"), "--runs", "results/runs",
+        [sys.executable, str(REPO / "benchmarks" / "gpu_train.py"), "--runs", "work/runs",
+         "--archive-as", "results/runs",
          "--models", "st-cnn-affine,cnn", "--device", "cpu", "--threads", "1",
          "--data-dir", str(data_dir), "--minutes", "5", "--out", str(out)],
         cwd=tmp_path, capture_output=True, text=True, check=True,
