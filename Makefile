@@ -16,7 +16,8 @@ RESULTS ?=
 # The rules call `stnbench`; the workflow profile limits GPU jobs to one at a time.
 SNAKEMAKE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: install demo reproduce tables report test lint gpu-bundle gpu-check gpu-bundle-gtsrb48 gpu-train
+.PHONY: install demo reproduce tables report test lint gpu-bundle gpu-setup gpu-check gpu-schedule-study \
+	gpu-bundle-gtsrb48 gpu-train
 
 install: $(STAMP)
 
@@ -73,11 +74,19 @@ gpu-bundle: install
 	for f in data/MNIST/raw/*-ubyte; do gzip -9 -c $$f > .gpu/mnist/$$(basename $$f).gz; done
 	du -sh .gpu
 
-gpu-check:
+gpu-setup:
 	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --target $(GPU_SITE) .gpu/whl/*.whl
 	mkdir -p data/MNIST/raw
 	for f in .gpu/mnist/*.gz; do gunzip -c $$f > data/MNIST/raw/$$(basename $$f .gz); done
+
+gpu-check: gpu-setup
 	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_check.py
+
+# Table 1's schedule study (benchmarks/schedule_study.py) on the GPU: 308 epochs of small MNIST
+# networks; its runs stay in the git-ignored .gpu/study/, so a call cut short resumes at the next.
+gpu-schedule-study: gpu-setup
+	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/schedule_study.py --runs .gpu/study \
+		--device cuda --out $${OUT:-results/benchmarks}/schedule_study
 
 # The full preset's GTSRB runs at 48 px (config/config.yaml) trained on such a machine, whose
 # calls carry tens of MiB while the images are 358 MB: `make gpu-bundle-gtsrb48` here packs the
