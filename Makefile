@@ -75,7 +75,7 @@ gpu-bundle: install
 	du -sh .gpu
 
 gpu-setup:
-	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --target $(GPU_SITE) .gpu/whl/*.whl
+	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --upgrade --target $(GPU_SITE) .gpu/whl/*.whl
 	mkdir -p data/MNIST/raw
 	for f in .gpu/mnist/*.gz; do gunzip -c $$f > data/MNIST/raw/$$(basename $$f .gz); done
 
@@ -106,7 +106,7 @@ gpu-bundle-gtsrb48: install
 	$(BIN)/stnbench data pack gtsrb-48px --out .gpu/gtsrb-48px --part-mib 48 --data-dir data
 
 gpu-train:
-	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --target $(GPU_SITE) .gpu/whl/*.whl
+	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --upgrade --target $(GPU_SITE) .gpu/whl/*.whl
 	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) -m stnbench data unpack .gpu/gtsrb-48px --data-dir data
 	mkdir -p .gpu/runs && cp -r -n $(GPU_RUNS)/. .gpu/runs/
 	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_train.py --runs .gpu/runs \
