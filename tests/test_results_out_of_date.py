@@ -27,8 +27,9 @@ def test_out_of_date_runs_are_set_aside_where_their_cell_has_current_ones(tmp_pa
     assert set(results.history["distortion"]) == {"P", "R"} and len(results.history) == 4
     tables = build_tables(results)
     (_, display), = table(tables, "table1").sections
-    # Table 1 shows test error: seed 0's 10%, not the mean with the older seeds' 50 and 40.
-    assert display.set_index("model").at["variant", "P: ours"] == "10.00 (n=1)"
+    # Table 1 shows test error: seed 0's 10%, not the mean with the older seeds' 50 and 40,
+    # and says where the other two seeds went.
+    assert display.set_index("model").at["variant", "P: ours"] == "10.00 (n=1 of 3; 2 set aside)"
     note = [line for line in table(tables, "table1").notes if line.startswith("Set aside")]
     assert note == ["Set aside: 2 out-of-date run(s) whose cells also have runs of the current "
                     "definitions, not averaged with them until retrained: "

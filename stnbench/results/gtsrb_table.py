@@ -64,8 +64,10 @@ def _sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
                  "distortion": "none", "severity": severity, "model": model}
                 for severity in (sorted(set(ran["severity"])) or [0.0]) for model in models
             ])
-            cells = summarize_cells(ran, CELL, CONDITION, grid=grid)
-            val_cells = summarize_cells(ran, CELL, CONDITION, value="val_accuracy", grid=grid)
+            aside = inputs.results.superseded
+            cells = summarize_cells(ran, CELL, CONDITION, grid=grid, set_aside=aside)
+            val_cells = summarize_cells(ran, CELL, CONDITION, value="val_accuracy", grid=grid,
+                                        set_aside=aside)
             display = _display(cells, val_cells, ran, inputs.results.bench, marks)
             heading = section_heading(scale, ran)
             if len(preparations) > 1:

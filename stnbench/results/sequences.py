@@ -34,8 +34,11 @@ def _sequence_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
         at_scale = runs[runs["scale"] == scale].assign(
             test_error=lambda frame: 1 - frame["test_accuracy"]
         )
-        sequence = summarize_cells(at_scale, CELL, CONDITION, value="test_error")
-        digit = summarize_cells(at_scale, CELL, CONDITION, value="test_element_error")
+        aside = inputs.results.superseded
+        sequence = summarize_cells(at_scale, CELL, CONDITION, value="test_error",
+                                   set_aside=aside)
+        digit = summarize_cells(at_scale, CELL, CONDITION, value="test_element_error",
+                                set_aside=aside)
         rows = []
         for model in models:
             label, paper = published.SEQUENCE_DIGIT_ERROR.get(model, ("—", math.nan))

@@ -100,7 +100,13 @@ def wilcoxon(a: Sequence[float], b: Sequence[float]) -> float:
     return float(stats.wilcoxon(a, b).pvalue)
 
 
-CELL_COLUMNS = ("n_expected", "n_ok", "n_diverged", "n_missing", "mean", "std", "ci_low", "ci_high")
+CELL_COLUMNS = ("n_expected", "n_ok", "n_diverged", "n_set_aside", "n_missing", "mean", "std",
+                "ci_low", "ci_high")
+
+
+def _by_cell(runs: pd.DataFrame, cell_keys: Sequence[str]) -> dict[tuple, pd.DataFrame]:
+    return {key if isinstance(key, tuple) else (key,): group
+            for key, group in runs.groupby(list(cell_keys), dropna=False)}
 
 
 def summarize_cells(
@@ -109,16 +115,19 @@ def summarize_cells(
     condition_keys: Sequence[str],
     value: str = "test_accuracy",
     grid: pd.DataFrame | None = None,
+    set_aside: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per cell (a model on a condition) with its counts and summary over seeds.
 
     The seeds expected in a cell are all seeds run for its condition by any model, so a seed
-    that one model lacks shows up as missing. Diverged runs are counted, never averaged in.
-    ``grid`` lists cells that must appear even without a single run (then all missing).
+    that one model lacks shows up as missing, or as set aside where ``set_aside`` (the
+    out-of-date runs that collect() kept out of ``runs``) holds the cell's run of that seed.
+    Diverged runs are counted, never averaged in. ``grid`` lists cells that must appear even
+    without a single run (then all missing).
     """
     expected = runs.groupby(list(condition_keys), dropna=False)["seed"].nunique()
-    by_cell = {key if isinstance(key, tuple) else (key,): group
-               for key, group in runs.groupby(list(cell_keys), dropna=False)}
+    by_cell = _by_cell(runs, cell_keys)
+    aside = _by_cell(set_aside, cell_keys) if set_aside is not None else {}
     cells = runs[list(cell_keys)].drop_duplicates()
     if grid is not None:
         cells = pd.concat([grid[list(cell_keys)], cells]).drop_duplicates()
@@ -129,12 +138,14 @@ def summarize_cells(
         condition = tuple(key[name] for name in condition_keys)
         n_expected = int(expected.get(condition if len(condition) > 1 else condition[0], 0))
         summary = summarize(members.loc[members["status"] == "ok", value].to_numpy())
+        n_set_aside = len(set(aside.get(cell, runs.iloc[:0])["seed"]) - set(members["seed"]))
         rows.append({
             **key,
-            "n_expected": max(n_expected, len(members)),
+            "n_expected": max(n_expected, len(members) + n_set_aside),
             "n_ok": summary.n,
             "n_diverged": int((members["status"] == "diverged").sum()),
-            "n_missing": max(n_expected - len(members), 0),
+            "n_set_aside": n_set_aside,
+            "n_missing": max(n_expected - len(members) - n_set_aside, 0),
             "mean": summary.mean,
             "std": summary.std,
             "ci_low": summary.ci_low,

@@ -51,12 +51,14 @@ def format_pvalue(p: float) -> str:
 def format_cell(cell: pd.Series, factor: float = 100.0, digits: int = 2) -> str:
     """A cell's mean ± std over seeds with its counts; never a number for a cell without one.
 
-    ``(n=3)`` when every expected seed finished; ``(n=2 of 3; 1 diverged)`` otherwise;
-    ``3 diverged`` or ``missing`` when no seed finished.
+    ``(n=3)`` when every expected seed finished; ``(n=2 of 3; 1 diverged)`` otherwise (or
+    ``1 set aside``: an out-of-date run not averaged in); ``3 diverged`` or ``missing`` when no
+    seed finished.
     """
     n_ok, n_expected = int(cell["n_ok"]), int(cell["n_expected"])
     problems = [f"{int(cell[column])} {word}" for column, word in
-                (("n_diverged", "diverged"), ("n_missing", "missing")) if cell[column]]
+                (("n_diverged", "diverged"), ("n_set_aside", "set aside"),
+                 ("n_missing", "missing")) if cell.get(column, 0)]
     if n_ok == 0:
         return ", ".join(problems) if problems else "missing"
     text = f"{cell['mean'] * factor:.{digits}f}"

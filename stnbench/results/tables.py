@@ -71,7 +71,8 @@ def _table1_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
             for distortion in distortions for model in models
         ])
         cells = summarize_cells(at_scale.assign(test_error=1 - at_scale["test_accuracy"]),
-                                CELL, CONDITION, value="test_error", grid=grid)
+                                CELL, CONDITION, value="test_error", grid=grid,
+                                set_aside=inputs.results.superseded)
         cells["paper_error_pct"] = [
             paper.get((model, distortion), math.nan)
             for model, distortion in zip(cells["model"], cells["distortion"], strict=True)
@@ -124,8 +125,8 @@ def _robustness_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
     grid = runs[[*SWEEP, "model"]].drop_duplicates().merge(runs[CONDITION].drop_duplicates(),
                                                           on=SWEEP)
     cells = pd.concat([summarize_cells(runs, CELL, CONDITION, value=f"{split}_accuracy",
-                                       grid=grid).assign(split=split) for split in SPLIT_NAMES],
-                      ignore_index=True)
+                                       grid=grid, set_aside=inputs.results.superseded)
+                       .assign(split=split) for split in SPLIT_NAMES], ignore_index=True)
     sections = []
     # Each data set's test section, then its validation one.
     ordered = cells.sort_values(["scale", "dataset"], kind="stable")
@@ -170,7 +171,7 @@ def _top_severity_runs(inputs: Inputs) -> pd.DataFrame:
 
 
 def _cost_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
-    cells = summarize_cells(runs, CELL, CONDITION)
+    cells = summarize_cells(runs, CELL, CONDITION, set_aside=inputs.results.superseded)
     first = runs.groupby(CELL)[["params", "flops"]].first().reset_index()
     cells = cells.merge(first, on=CELL, how="left")
     cells["accuracy_per_mparam"] = 100 * cells["mean"] / (cells["params"] / 1e6)
