@@ -16,7 +16,7 @@ RESULTS ?=
 # The rules call `stnbench`; the workflow profile limits GPU jobs to one at a time.
 SNAKEMAKE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: install demo reproduce tables report test lint gpu-bundle gpu-setup gpu-check gpu-schedule-study \
+.PHONY: install demo reproduce tables report test lint gpu-bundle gpu-wheels gpu-setup gpu-check gpu-schedule-study \
 	gpu-bundle-gtsrb48 gpu-train
 
 install: $(STAMP)
@@ -65,6 +65,8 @@ GPU_PYTHON ?= python3
 GPU_WHEELS := "kornia>=0.7,<0.10" kornia_rs jsonschema jsonschema-specifications referencing rpds-py
 GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64,--platform $(p))
 GPU_SITE := /tmp/stnbench-gpu-site
+# Python there, with the repository and the carried wheels on its path.
+GPU_RUN = PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON)
 
 gpu-bundle: install
 	rm -rf .gpu/whl .gpu/mnist && mkdir -p .gpu/whl .gpu/mnist
@@ -74,18 +76,20 @@ gpu-bundle: install
 	for f in data/MNIST/raw/*-ubyte; do gzip -9 -c $$f > .gpu/mnist/$$(basename $$f).gz; done
 	du -sh .gpu
 
-gpu-setup:
+gpu-wheels:
 	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --upgrade --target $(GPU_SITE) .gpu/whl/*.whl
+
+gpu-setup: gpu-wheels
 	mkdir -p data/MNIST/raw
 	for f in .gpu/mnist/*.gz; do gunzip -c $$f > data/MNIST/raw/$$(basename $$f .gz); done
 
 gpu-check: gpu-setup
-	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_check.py
+	$(GPU_RUN) benchmarks/gpu_check.py
 
 # Table 1's schedule study (benchmarks/schedule_study.py) on the GPU: 308 epochs of small MNIST
 # networks; its runs stay in the git-ignored .gpu/study/, so a call cut short resumes at the next.
 gpu-schedule-study: gpu-setup
-	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/schedule_study.py --runs .gpu/study \
+	$(GPU_RUN) benchmarks/schedule_study.py --runs .gpu/study \
 		--device cuda --out $${OUT:-results/benchmarks}/schedule_study
 
 # The full preset's GTSRB runs at 48 px (config/config.yaml) trained on such a machine, whose
@@ -105,10 +109,9 @@ gpu-bundle-gtsrb48: install
 	rm -rf .gpu/gtsrb-48px
 	$(BIN)/stnbench data pack gtsrb-48px --out .gpu/gtsrb-48px --part-mib 48 --data-dir data
 
-gpu-train:
-	$(GPU_PYTHON) -m pip install --quiet --no-index --no-deps --upgrade --target $(GPU_SITE) .gpu/whl/*.whl
-	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) -m stnbench data unpack .gpu/gtsrb-48px --data-dir data
+gpu-train: gpu-wheels
+	$(GPU_RUN) -m stnbench data unpack .gpu/gtsrb-48px --data-dir data
 	mkdir -p .gpu/runs && cp -r -n $(GPU_RUNS)/. .gpu/runs/
-	PYTHONPATH=$(CURDIR):$(GPU_SITE) $(GPU_PYTHON) benchmarks/gpu_train.py --runs .gpu/runs \
+	$(GPU_RUN) benchmarks/gpu_train.py --runs .gpu/runs \
 		--archive-as $(GPU_RUNS) --models $(GPU_MODELS) --minutes $(GPU_MINUTES) \
 		--out $${OUT:-.}/gpu_runs.tar.gz
