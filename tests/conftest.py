@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import TINY_ST, train_args, write_spec
 
+from stnbench.cli import main
 from stnbench.datasets import DatasetTensors, load_dataset, prepare_dataset
 from stnbench.paths import ARCHIVES_ENV
 
@@ -100,3 +102,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def prepared(mnist: DatasetTensors, data_dir: Path) -> Path:
+    """The data folder, with MNIST prepared in it."""
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def reference_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted tiny run, shared by the tests that compare against it."""
+    folder = tmp_path_factory.mktemp("reference")
+    spec = write_spec(folder / "spec.yaml")
+    assert main(train_args(folder / "run", prepared, spec, TINY_ST, "RTS", 3)) == 0
+    return folder / "run"

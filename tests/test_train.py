@@ -1,124 +1,26 @@
-"""`stnbench train`: determinism, resume after SIGKILL, divergence, selection, metrics."""
+"""`stnbench train`: recipes, the run record and its predictions, snapshots, selection before
+the test set. Determinism, resume and divergence: test_train_resume.py."""
 
 import copy
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from train_helpers import TINY, TINY_CNN, TINY_ST, train_args, write_spec
 
 from stnbench import provenance
 from stnbench.cli import main
-from stnbench.datasets import DatasetTensors
 from stnbench.engine import loop
 from stnbench.engine.checkpoint import CHECKPOINT_NAME, SAVED
-from stnbench.engine.divergence import CollapseCheck, Diverged
 from stnbench.engine.evolution import EVOLUTION_FRAMES, EVOLUTION_NAME, EVOLUTION_SAMPLES
 from stnbench.engine.predictions import read_predictions
 from stnbench.engine.recipes import ScheduleFactor, get_recipe
 from stnbench.engine.record import read_record
 from stnbench.engine.spec import identity, resolve_spec
 from stnbench.errors import StnbenchError
-from stnbench.models import create_model, spatial_transformers
-
-REPO = Path(__file__).resolve().parents[1]
-TINY_ST = str(REPO / "tests" / "data" / "tiny-st-cnn.yaml")
-TINY_CNN = str(REPO / "tests" / "data" / "tiny-cnn.yaml")
-# Small enough for seconds per run on one thread, large enough to learn something.
-TINY = {
-    "limit_train": 1024,
-    "limit_eval": 300,
-    "batch_size": 32,
-    "lr": 0.05,
-    "momentum": 0.9,
-    "schedule": {"type": "constant"},
-    "localization_lr_multiplier": 0.1,
-    "threads": 1,
-}
-
-
-def write_spec(path: Path, **fields) -> Path:
-    path.write_text(yaml.safe_dump({**TINY, **fields}))
-    return path
-
-
-def train_args(
-    out: Path,
-    data_dir: Path,
-    spec: Path,
-    model: str = TINY_ST,
-    distortion: str = "RTS",
-    epochs: int = 2,
-    *extra: str,
-) -> list[str]:
-    return [
-        "train",
-        "--dataset",
-        "mnist",
-        "--distortion",
-        distortion,
-        "--severity",
-        "1",
-        "--model",
-        model,
-        "--seed",
-        "0",
-        "--epochs",
-        str(epochs),
-        "--out",
-        str(out),
-        "--data-dir",
-        str(data_dir),
-        "--device",
-        "cpu",
-        "--spec",
-        str(spec),
-        *extra,
-    ]
-
-
-def without_timing(metrics: dict) -> dict:
-    """Everything but the fields that measure time, and the checkout's commit (which moves
-    when the tree is committed between two runs)."""
-    kept = {
-        key: value
-        for key, value in metrics.items()
-        if key not in {"wall_s", "train_images_per_s", "git_commit"}
-    }
-    kept["machine"] = {
-        key: value for key, value in metrics["machine"].items() if key != "git_commit"
-    }
-    kept["history"] = [
-        {
-            key: value
-            for key, value in entry.items()
-            if key not in {"wall_s", "images_per_s", "train_s"}
-        }
-        for entry in metrics["history"]
-    ]
-    return kept
-
-
-@pytest.fixture(scope="module")
-def prepared(mnist: DatasetTensors, data_dir: Path) -> Path:
-    return data_dir
-
-
-@pytest.fixture(scope="module")
-def reference_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One uninterrupted tiny run, shared by the tests that compare against it."""
-    folder = tmp_path_factory.mktemp("reference")
-    spec = write_spec(folder / "spec.yaml")
-    assert main(train_args(folder / "run", prepared, spec, TINY_ST, "RTS", 3)) == 0
-    return folder / "run"
 
 
 def test_recipes_come_from_the_model_and_every_field_is_overridable(tmp_path: Path) -> None:
@@ -200,8 +102,9 @@ def test_record_follows_the_schema_and_predictions_match(reference_run: Path) ->
     for split in (test, val):
         assert split.probabilities.dtype == np.float16
         assert split.probabilities.shape == (len(split.label), 10)
-        np.testing.assert_allclose(split.probabilities.astype(np.float64).sum(axis=1), 1.0,
-                                   atol=1e-2)
+        np.testing.assert_allclose(
+            split.probabilities.astype(np.float64).sum(axis=1), 1.0, atol=1e-2
+        )
         assert (split.probabilities.argmax(axis=1) == split.predicted).mean() > 0.99
     confusion = np.array(record.confusion_matrix)
     assert confusion.shape == (10, 10) and confusion.sum() == 300
@@ -248,7 +151,8 @@ def test_transformer_snapshots_span_the_run(reference_run: Path) -> None:
     assert grids.shape == (len(steps), EVOLUTION_SAMPLES, 42, 42, 2)
     # Untrained, the transformer is the identity; trained, it has moved.
     identity = torch.nn.functional.affine_grid(
-        torch.eye(2, 3).expand(EVOLUTION_SAMPLES, 2, 3), [EVOLUTION_SAMPLES, 1, 42, 42],
+        torch.eye(2, 3).expand(EVOLUTION_SAMPLES, 2, 3),
+        [EVOLUTION_SAMPLES, 1, 42, 42],
         align_corners=False,
     )
     np.testing.assert_allclose(grids[0], identity.numpy(), atol=2e-3)
@@ -266,138 +170,6 @@ def test_the_model_and_recipe_documentation_is_not_part_of_the_run(reference_run
     widened = copy.deepcopy(config)
     widened["model_definition"]["definition"]["layers"][1]["conv"]["out"] = 9
     assert identity(widened) != identity(config)
-
-
-def test_same_command_twice_gives_identical_metrics(
-    reference_run: Path, prepared: Path, tmp_path: Path
-) -> None:
-    spec = write_spec(tmp_path / "spec.yaml")
-    assert main(train_args(tmp_path / "run", prepared, spec, TINY_ST, "RTS", 3)) == 0
-    first = json.loads((reference_run / "metrics.json").read_text())
-    second = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert without_timing(first) == without_timing(second)
-    assert (
-        np.load(reference_run / "predictions.npz")["predicted"]
-        == np.load(tmp_path / "run" / "predictions.npz")["predicted"]
-    ).all()
-
-
-def test_finished_run_is_not_retrained(reference_run: Path, prepared: Path, tmp_path: Path) -> None:
-    before = (reference_run / "metrics.json").stat().st_mtime_ns
-    spec = write_spec(tmp_path / "spec.yaml", threads=2)  # runtime-only: still the same run
-    assert main(train_args(reference_run, prepared, spec, TINY_ST, "RTS", 3)) == 0
-    assert (reference_run / "metrics.json").stat().st_mtime_ns == before
-    # A different run in the same folder is an error, not a silent overwrite.
-    spec = write_spec(tmp_path / "other.yaml", lr=0.5)
-    assert main(train_args(reference_run, prepared, spec, TINY_ST, "RTS", 3)) == 1
-    assert (reference_run / "metrics.json").stat().st_mtime_ns == before
-
-
-def test_checkpoint_of_another_run_names_the_field_that_differs(
-    reference_run: Path, prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    # A run stopped mid-way (its checkpoint without a record) asked for again at another
-    # learning rate: refused in one line that says which field to ask for to resume it.
-    out = tmp_path / "run"
-    out.mkdir()
-    shutil.copy(reference_run / CHECKPOINT_NAME, out / CHECKPOINT_NAME)
-    before = (out / CHECKPOINT_NAME).read_bytes()
-    spec = write_spec(tmp_path / "other.yaml", lr=0.5)
-    assert main(train_args(out, prepared, spec, TINY_ST, "RTS", 3)) == 1
-    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the run's banner line
-    assert str(out / CHECKPOINT_NAME) in error
-    assert "belongs to a different run (its 'lr' is 0.05, this run's 0.5)" in error
-    assert (out / CHECKPOINT_NAME).read_bytes() == before
-
-
-def test_sigkill_at_any_moment_then_resume_gives_identical_metrics(
-    reference_run: Path, prepared: Path, tmp_path: Path
-) -> None:
-    spec = write_spec(tmp_path / "spec.yaml")
-    out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "stnbench",
-        *train_args(out, prepared, spec, TINY_ST, "RTS", 3),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    checkpoint = out / CHECKPOINT_NAME
-
-    def kill_when(ready) -> None:
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        while process.poll() is None and not ready():
-            time.sleep(0.005)
-        assert process.poll() is None, process.stderr.read().decode()
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        assert not (out / "metrics.json").exists()  # nothing that looks finished
-        leftovers = [path.name for path in out.iterdir()]
-        assert all(name == CHECKPOINT_NAME or name.endswith(".tmp") for name in leftovers)
-
-    # Killed mid-epoch 2, right after epoch 1's checkpoint landed; then while starting up
-    # again; then right after the next checkpoint replaced that one (mid-epoch 3).
-    kill_when(checkpoint.exists)
-    started = time.monotonic()
-    kill_when(lambda: time.monotonic() - started > 1.0)
-    first = checkpoint.stat().st_mtime_ns
-    kill_when(lambda: checkpoint.stat().st_mtime_ns != first)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    assert "resuming after epoch" in result.stderr
-    resumed = json.loads((out / "metrics.json").read_text())
-    uninterrupted = json.loads((reference_run / "metrics.json").read_text())
-    assert without_timing(resumed) == without_timing(uninterrupted)
-    # The transformer's snapshots taken before the kills survive in the checkpoint.
-    with np.load(out / EVOLUTION_NAME) as mine, np.load(reference_run / EVOLUTION_NAME) as theirs:
-        for key in ("steps", "grids", "images"):
-            np.testing.assert_array_equal(mine[key], theirs[key])
-
-
-def test_forced_nan_ends_as_diverged_with_exit_0(prepared: Path, tmp_path: Path) -> None:
-    # A learning rate of 1e30 overflows the weights after one step: the loss becomes NaN/inf.
-    spec = write_spec(tmp_path / "spec.yaml")
-    out = tmp_path / "run"
-    assert main(train_args(out, prepared, spec, TINY_CNN, "RTS", 2, "--lr", "1e30")) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["status"] == "diverged"
-    assert "non-finite" in metrics["reason"]
-    assert metrics["test_accuracy"] is None and metrics["test_error"] is None
-    assert metrics["epochs_completed"] == 0 and metrics["selected_epoch"] is None
-    assert not (out / "predictions.npz").exists()
-
-
-def test_collapsing_transformer_is_detected(mnist: DatasetTensors) -> None:
-    torch.manual_seed(0)
-    model = create_model(
-        "st-cnn-affine",
-        in_channels=1,
-        input_size=42,
-        num_classes=10,
-        mean=mnist.mean,
-        std=mnist.std,
-    )
-    transformer = spatial_transformers(model)[0]
-    check = CollapseCheck(model, max_param=100.0, min_extent=0.02, min_inside=0.05)
-    images = mnist.train.images[:8].float().div(255)
-    images = torch.nn.functional.pad(images, (7, 7, 7, 7))
-    cases = {
-        (0.001, 0.0, 0.0): "shrinking to nothing",  # zoomed in on a point
-        (1.0, 0.0, 5.0): "leaving the image",  # translated far outside
-        (500.0, 0.0, 0.0): "parameters exploding",
-    }
-    for (scale, shear, shift), reason in cases.items():
-        with torch.no_grad():
-            transformer.regressor.bias.copy_(torch.tensor([scale, shear, shift, 0.0, scale, 0.0]))
-        model(images)
-        with pytest.raises(Diverged, match=reason):
-            check(1, 0)
-    with torch.no_grad():
-        transformer.regressor.bias.copy_(torch.tensor([0.7, 0.1, 0.2, -0.1, 0.8, 0.1]))
-    model(images)
-    check(1, 0)  # an ordinary zoom, rotation and shift
 
 
 def test_test_split_is_read_once_after_selection(
