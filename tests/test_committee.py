@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_results_tables import TEST_IMAGES, write_run
+from result_runs import TEST_IMAGES, write_run
 
 from stnbench.errors import StnbenchError
 from stnbench.results.collect import collect

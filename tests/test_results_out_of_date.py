@@ -4,7 +4,7 @@ current ones in a cell: set aside and named, never averaged with them."""
 import json
 from pathlib import Path
 
-from test_results_tables import table, write_run
+from result_runs import table, write_run
 
 from stnbench.results.collect import collect
 from stnbench.results.tables import build_tables

@@ -7,94 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from result_runs import TEST_IMAGES, table, write_run
 
 from stnbench.cli import main
-from stnbench.errors import StnbenchError
 from stnbench.results.collect import collect
-from stnbench.results.compare import compare_with_baselines
 from stnbench.results.stats import binomial_interval
 from stnbench.results.table_format import format_cell
 from stnbench.results.tables import build_tables
 
-TEST_IMAGES = 100
 PRESETS = sorted((Path(__file__).resolve().parents[1] / "config").glob("*.yaml"))
 # What the demo preset says its scale means, as the workflow passes it to the tables.
 DEMO = {"demo": yaml.safe_load((PRESETS[0].parent / "demo.yaml").read_text())["scale_note"]}
-
-
-def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, dataset="mnist",
-              distortion="R", severity=1.0, scale="demo", wrong: np.ndarray | None = None,
-              params=10_000, note=None, baseline: str | None = None,
-              val_wrong: np.ndarray | None = None) -> Path:
-    """A run folder as the training engine leaves it: metrics.json and predictions.npz.
-
-    ``wrong`` lists the test images the model gets wrong; by default the first ones.
-    ``val_wrong``, where given, the validation images (as many as test images) it gets wrong;
-    without it the run has test predictions only, as runs written before validation ones.
-    ``baseline`` defaults to the one the registered ST models declare.
-    """
-    # A variant's run records the path of its YAML file as its model, and its name inside.
-    name = Path(model).stem
-    run = root / f"{dataset}-{distortion}-{severity}-{name}-{seed}"
-    run.mkdir(parents=True)
-    label = np.arange(TEST_IMAGES) % 10
-    status = "ok" if accuracy is not None else "diverged"
-    has_st = model.startswith("st-") or model.endswith(("1st", "2st"))
-    if baseline is None and has_st:
-        baseline = model.split("-")[1] if model.startswith("st-") else "moodstocks-nost"
-    if accuracy is not None:
-        if wrong is None:
-            wrong = np.arange(round((1 - accuracy) * TEST_IMAGES))
-        predicted = label.copy()
-        predicted[wrong] = (label[wrong] + 1) % 10
-        arrays = {"predicted": predicted, "label": label}
-        val_accuracy = accuracy = float(np.mean(predicted == label))
-        if val_wrong is not None:
-            val_predicted = label.copy()
-            val_predicted[val_wrong] = (label[val_wrong] + 1) % 10
-            arrays.update(val_predicted=val_predicted, val_label=label)
-            val_accuracy = float(np.mean(val_predicted == label))
-        np.savez(run / "predictions.npz", **arrays)
-    else:
-        val_accuracy = None
-    config = {"scale": scale, "model": model, "dataset": dataset, "distortion": distortion,
-              "severity": severity, "seed": seed, "size": None, "roi_crop": False,
-              "contrast": "original", "augmentation": None,
-              "eval_seed": 0, "limit_train": None, "data_dir": None, "val_fraction": None,
-              "model_definition": {
-                  "name": name,
-                  "description": f"{model} for tests",
-                  "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
-                                 **({"baseline": baseline} if baseline else {})},
-              }}
-    metrics = {
-        "schema_version": 1,
-        "status": status, "reason": None if accuracy is not None else "theta exploded",
-        "dataset": dataset, "distortion": distortion, "severity": severity, "model": model,
-        "seed": seed, "scale": scale, "epochs": 2, "epochs_completed": 2, "selected_epoch": 2,
-        "test_accuracy": accuracy, "test_error": None if accuracy is None else 1 - accuracy,
-        "test_loss": None if accuracy is None else 0.5, "per_class_accuracy": None,
-        "confusion_matrix": None, "val_accuracy": val_accuracy, "params": params,
-        "flops": 20 * params, "train_images_per_s": 1000.0, "wall_s": 2.0,
-        "device": "test cpu", "device_type": "cpu", "precision": "fp32",
-        "bit_reproducible": True, "torch": "2", "git_commit": "0" * 40,
-        "machine": {"cpu": "test cpu", "cpu_flags": None, "cpu_count": 2, "platform": "Linux",
-                    "python": "3", "torch": "2", "cuda": None, "gpu": None,
-                    "git_commit": "0" * 40, "device": "test cpu", "device_type": "cpu"},
-        "history": [{"epoch": epoch, "train_loss": 1.0 / epoch, "train_accuracy": 0.5,
-                     "val_loss": 1.0, "val_accuracy": 0.5 + 0.1 * epoch, "lr": 0.01,
-                     "images_per_s": 1000.0, "train_s": 1.0, "wall_s": 1.0}
-                    for epoch in (1, 2)],
-        "config": config,
-        "test_set": {"name": f"{dataset} test", "size": TEST_IMAGES, "note": note},
-    }
-    if accuracy is not None:
-        confusion = np.zeros((10, 10), np.int64)
-        np.add.at(confusion, (label, predicted), 1)
-        metrics.update(confusion_matrix=confusion.tolist(),
-                       per_class_accuracy=(confusion.diagonal() / confusion.sum(1)).tolist())
-    (run / "metrics.json").write_text(json.dumps(metrics))
-    return run
 
 
 @pytest.fixture
@@ -110,10 +33,6 @@ def runs(tmp_path: Path) -> Path:
         write_run(root, model="st-cnn-affine", seed=seed, accuracy=accuracy)
     write_run(root, model="st-cnn-projective", seed=0, accuracy=0.97)
     return root
-
-
-def table(tables, name):
-    return next(item for item in tables if item.name == name)
 
 
 def test_table1_reports_mean_std_and_counts_diverged_and_missing(runs: Path):
@@ -138,63 +57,6 @@ def test_table1_reports_mean_std_and_counts_diverged_and_missing(runs: Path):
     data = table1.data.set_index(["model", "distortion"])
     assert data.at[("st-cnn-affine", "R"), "n_diverged"] == 1
     assert data.at[("st-cnn-projective", "R"), "n_missing"] == 2
-
-
-def test_significance_mcnemar_known_pvalue(tmp_path: Path):
-    # Seed 0: the ST model alone gets 10 images right, the baseline alone 2: b=10, c=2,
-    # exact two-sided p = 2 * (1 + 12 + 66) / 4096 = 0.03857.
-    root = tmp_path / "runs"
-    write_run(root, model="cnn", seed=0, accuracy=0.0, wrong=np.arange(10, 30))
-    write_run(root, model="st-cnn-affine", seed=0, accuracy=0.0,
-              wrong=np.concatenate([np.arange(20, 30), np.arange(40, 42)]))
-    comparisons = compare_with_baselines(collect(root).runs)
-    (row,) = comparisons.itertuples(index=False)
-    assert (row.mcnemar_b, row.mcnemar_c) == (10, 2)
-    assert row.mcnemar_p == pytest.approx(158 / 4096)
-    significance = table(build_tables(collect(root)), "significance")
-    (_, display), = significance.sections
-    assert display.iloc[0]["McNemar per seed (b/c, p)"] == "s0: 10/2, 0.039"
-    assert display.iloc[0]["Wilcoxon p"] == "n<6"
-
-
-def test_validation_rows_where_both_runs_kept_validation_predictions(tmp_path: Path):
-    root = tmp_path / "runs"
-    # Seed 0: both runs have validation predictions.
-    write_run(root, model="moodstocks-nost", seed=0, accuracy=0.9, dataset="gtsrb",
-              distortion="none", severity=0.0, val_wrong=np.arange(5, 8))
-    write_run(root, model="moodstocks-2st", seed=0, accuracy=0.95, dataset="gtsrb",
-              distortion="none", severity=0.0, val_wrong=np.concatenate([[0, 1, 2, 3, 4], [8]]))
-    # Seed 1 predates validation predictions on the baseline's side.
-    write_run(root, model="moodstocks-nost", seed=1, accuracy=0.9, dataset="gtsrb",
-              distortion="none", severity=0.0)
-    write_run(root, model="moodstocks-2st", seed=1, accuracy=0.95, dataset="gtsrb",
-              distortion="none", severity=0.0, val_wrong=np.arange(3))
-    runs = collect(root).runs
-    val = compare_with_baselines(runs, "val").iloc[0]
-    assert (val.n_pairs, val.unpaired, val.seeds) == (1, 1, [0])
-    # Wrong: baseline 5, 6, 7; ST 0-4 and 8. Only ST right: 5, 6, 7 (b=3); only baseline: 0-4, 8.
-    assert (val.mcnemar_b, val.mcnemar_c) == (3, 6)
-    assert val.accuracy == pytest.approx(0.94) and val.baseline_accuracy == pytest.approx(0.97)
-    assert compare_with_baselines(runs, "test").iloc[0].n_pairs == 2
-    (_, display), = table(build_tables(collect(root)), "significance").sections
-    assert list(display["split"]) == ["test", "validation"]
-    assert display.iloc[1]["McNemar per seed (b/c, p)"].startswith("s0: 3/6, ")
-    with pytest.raises(StnbenchError, match="unknown split 'train'"):
-        compare_with_baselines(runs, "train")
-
-
-def test_a_variant_is_compared_with_the_baseline_its_definition_declares(tmp_path: Path):
-    root = tmp_path / "runs"
-    write_run(root, model="fcn", seed=0, accuracy=0.80)
-    write_run(root, model="cnn", seed=0, accuracy=0.90)
-    write_run(root, model="my-models/my-st-fcn.yaml", seed=0, accuracy=0.95, baseline="fcn")
-    write_run(root, model="st-cnn-affine", seed=0, accuracy=0.70)
-    comparisons = compare_with_baselines(collect(root).runs).set_index("model")
-    # Named as its definition names it, not by the path of its file.
-    assert comparisons.at["my-st-fcn", "baseline"] == "fcn"
-    assert comparisons.at["my-st-fcn", "difference_pp"] == pytest.approx(15.0)
-    assert comparisons.at["st-cnn-affine", "baseline"] == "cnn"
-    assert len(comparisons) == 2  # the baselines themselves declare none
 
 
 def test_robustness_marks_a_severity_not_reached_and_shows_validation(tmp_path: Path):

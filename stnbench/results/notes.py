@@ -113,15 +113,27 @@ def section_heading(scale: str, runs: pd.DataFrame) -> str:
     return f"{scale} scale" if not runs.empty else "no runs"
 
 
+BETTER_MARK, WORSE_MARK = " *", " †"
+
+
 def significance_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
-    """``*`` for an ST model whose McNemar test against its baseline has p < 0.05 at every seed."""
+    """A mark for a model whose McNemar test against its baseline has p < 0.05 at every seed,
+    all in one direction: ``*`` where it was right on more images than its baseline at every
+    seed, ``†`` where on fewer. A model significantly worse than its baseline is as much a
+    finding as one better, and a single mark for both would read as a win."""
     marks = {}
     for row in comparisons.itertuples(index=False):
         tests = row.mcnemar_per_seed
-        if tests and all(test.pvalue < SIGNIFICANCE_LEVEL for test in tests):
-            marks[tuple(getattr(row, name) for name in CELL)] = " *"
+        if not tests or not all(test.pvalue < SIGNIFICANCE_LEVEL for test in tests):
+            continue
+        cell = tuple(getattr(row, name) for name in CELL)
+        if all(test.b > test.c for test in tests):
+            marks[cell] = BETTER_MARK
+        elif all(test.b < test.c for test in tests):
+            marks[cell] = WORSE_MARK
     return marks
 
 
-SIGNIFICANCE_NOTE = ("* : differs from its baseline with McNemar's exact test p < 0.05 at every "
-                     "paired seed (see the significance table).")
+SIGNIFICANCE_NOTE = ("* : better than its baseline (right on more test images) with McNemar's "
+                     "exact test p < 0.05 at every paired seed; † : worse than its baseline, "
+                     "likewise at every paired seed (see the significance table).")

@@ -86,8 +86,8 @@ def to_latex(table: Table) -> str:
     for heading, frame in table.sections:
         body = tabulate(frame, headers="keys", tablefmt="latex_booktabs", showindex=False,
                         disable_numparse=True)
-        # tabulate escapes LaTeX's special characters but leaves these two as Unicode.
-        body = body.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+        # tabulate escapes LaTeX's special characters but leaves these as Unicode.
+        body = body.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("†", r"$\dagger$")
         parts += ["", f"% {heading}", body]
     return "\n".join(parts) + "\n"
 
