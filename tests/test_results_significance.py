@@ -77,30 +77,15 @@ def test_a_model_significantly_worse_than_its_baseline_is_marked_apart(tmp_path:
     # two wins.
     root = tmp_path / "runs"
     for distortion, cnn_wrong, st_wrong in (("R", 12, 2), ("RTS", 2, 12)):
-        write_run(
-            root,
-            model="cnn",
-            seed=0,
-            accuracy=0.0,
-            distortion=distortion,
-            wrong=np.arange(cnn_wrong),
-        )
-        write_run(
-            root,
-            model="st-cnn-affine",
-            seed=0,
-            accuracy=0.0,
-            distortion=distortion,
-            wrong=np.arange(st_wrong),
-        )
+        for model, wrong in (("cnn", cnn_wrong), ("st-cnn-affine", st_wrong)):
+            write_run(root, model=model, seed=0, accuracy=0.0, distortion=distortion,
+                      wrong=np.arange(wrong))
     table1 = table(build_tables(collect(root)), "table1")
     ((_, display),) = table1.sections
     row = display.set_index("model").loc["st-cnn-affine"]
     assert row["R: ours"] == "2.00 (n=1) *"
     assert row["RTS: ours"] == "12.00 (n=1) †"
     assert display.set_index("model").at["cnn", "R: ours"] == "12.00 (n=1)"
-    assert any(
-        note.startswith("* : better than its baseline") and "† : worse" in note
-        for note in table1.notes
-    )
+    assert any(note.startswith("* : better than its baseline") and "† : worse" in note
+               for note in table1.notes)
     assert r"12.00 (n=1) $\dagger$" in to_latex(table1)
