@@ -105,15 +105,15 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def prepared(mnist: DatasetTensors, data_dir: Path) -> Path:
+def mnist_dir(mnist: DatasetTensors, data_dir: Path) -> Path:
     """The data folder, with MNIST prepared in it."""
     return data_dir
 
 
 @pytest.fixture(scope="session")
-def reference_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted tiny run, shared by the tests that compare against it."""
     folder = tmp_path_factory.mktemp("reference")
     spec = write_spec(folder / "spec.yaml")
-    assert main(train_args(folder / "run", prepared, spec, TINY_ST, "RTS", 3)) == 0
+    assert main(train_args(folder / "run", mnist_dir, spec, TINY_ST, "RTS", 3)) == 0
     return folder / "run"

@@ -213,8 +213,8 @@ def test_no_runs_writes_tables_that_say_so(tmp_path: Path):
 
 
 def test_format_cell_all_diverged():
-    cell = pd.Series({"n_ok": 0, "n_expected": 3, "n_diverged": 3, "n_missing": 0,
-                      "mean": float("nan"), "std": float("nan")})
+    cell = pd.Series({"n_ok": 0, "n_expected": 3, "n_diverged": 3, "n_set_aside": 0,
+                      "n_missing": 0, "mean": float("nan"), "std": float("nan")})
     assert format_cell(cell) == "3 diverged"
 
 

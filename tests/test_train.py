@@ -173,7 +173,7 @@ def test_the_model_and_recipe_documentation_is_not_part_of_the_run(reference_run
 
 
 def test_test_split_is_read_once_after_selection(
-    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[tuple] = []
     real_load, real_evaluate = loop.load_eval_split, loop.evaluate
@@ -196,7 +196,7 @@ def test_test_split_is_read_once_after_selection(
     monkeypatch.setattr(loop, "evaluate", evaluate)
     spec = write_spec(tmp_path / "spec.yaml")
     out = tmp_path / "run"
-    assert main(train_args(out, prepared, spec, TINY_ST, "RTS", 3)) == 0
+    assert main(train_args(out, mnist_dir, spec, TINY_ST, "RTS", 3)) == 0
     names = [event[:2] for event in events]
     assert names.count(("load", "test")) == 1 and names.count(("evaluate", "test")) == 1
     # After every epoch's validation; then the selected weights' validation predictions.

@@ -25,10 +25,10 @@ from stnbench.models import create_model, spatial_transformers
 
 
 def test_same_command_twice_gives_identical_metrics(
-    reference_run: Path, prepared: Path, tmp_path: Path
+    reference_run: Path, mnist_dir: Path, tmp_path: Path
 ) -> None:
     spec = write_spec(tmp_path / "spec.yaml")
-    assert main(train_args(tmp_path / "run", prepared, spec, TINY_ST, "RTS", 3)) == 0
+    assert main(train_args(tmp_path / "run", mnist_dir, spec, TINY_ST, "RTS", 3)) == 0
     first = json.loads((reference_run / "metrics.json").read_text())
     second = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert without_timing(first) == without_timing(second)
@@ -38,19 +38,21 @@ def test_same_command_twice_gives_identical_metrics(
     ).all()
 
 
-def test_finished_run_is_not_retrained(reference_run: Path, prepared: Path, tmp_path: Path) -> None:
+def test_finished_run_is_not_retrained(
+    reference_run: Path, mnist_dir: Path, tmp_path: Path
+) -> None:
     before = (reference_run / "metrics.json").stat().st_mtime_ns
     spec = write_spec(tmp_path / "spec.yaml", threads=2)  # runtime-only: still the same run
-    assert main(train_args(reference_run, prepared, spec, TINY_ST, "RTS", 3)) == 0
+    assert main(train_args(reference_run, mnist_dir, spec, TINY_ST, "RTS", 3)) == 0
     assert (reference_run / "metrics.json").stat().st_mtime_ns == before
     # A different run in the same folder is an error, not a silent overwrite.
     spec = write_spec(tmp_path / "other.yaml", lr=0.5)
-    assert main(train_args(reference_run, prepared, spec, TINY_ST, "RTS", 3)) == 1
+    assert main(train_args(reference_run, mnist_dir, spec, TINY_ST, "RTS", 3)) == 1
     assert (reference_run / "metrics.json").stat().st_mtime_ns == before
 
 
 def test_checkpoint_of_another_run_names_the_field_that_differs(
-    reference_run: Path, prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    reference_run: Path, mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     # A run stopped mid-way (its checkpoint without a record) asked for again at another
     # learning rate: refused in one line that says which field to ask for to resume it.
@@ -59,7 +61,7 @@ def test_checkpoint_of_another_run_names_the_field_that_differs(
     shutil.copy(reference_run / CHECKPOINT_NAME, out / CHECKPOINT_NAME)
     before = (out / CHECKPOINT_NAME).read_bytes()
     spec = write_spec(tmp_path / "other.yaml", lr=0.5)
-    assert main(train_args(out, prepared, spec, TINY_ST, "RTS", 3)) == 1
+    assert main(train_args(out, mnist_dir, spec, TINY_ST, "RTS", 3)) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the run's banner line
     assert str(out / CHECKPOINT_NAME) in error
     assert "belongs to a different run (its 'lr' is 0.05, this run's 0.5)" in error
@@ -67,7 +69,7 @@ def test_checkpoint_of_another_run_names_the_field_that_differs(
 
 
 def test_sigkill_at_any_moment_then_resume_gives_identical_metrics(
-    reference_run: Path, prepared: Path, tmp_path: Path
+    reference_run: Path, mnist_dir: Path, tmp_path: Path
 ) -> None:
     spec = write_spec(tmp_path / "spec.yaml")
     out = tmp_path / "run"
@@ -75,7 +77,7 @@ def test_sigkill_at_any_moment_then_resume_gives_identical_metrics(
         sys.executable,
         "-m",
         "stnbench",
-        *train_args(out, prepared, spec, TINY_ST, "RTS", 3),
+        *train_args(out, mnist_dir, spec, TINY_ST, "RTS", 3),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     checkpoint = out / CHECKPOINT_NAME
@@ -112,11 +114,11 @@ def test_sigkill_at_any_moment_then_resume_gives_identical_metrics(
             np.testing.assert_array_equal(mine[key], theirs[key])
 
 
-def test_forced_nan_ends_as_diverged_with_exit_0(prepared: Path, tmp_path: Path) -> None:
+def test_forced_nan_ends_as_diverged_with_exit_0(mnist_dir: Path, tmp_path: Path) -> None:
     # A learning rate of 1e30 overflows the weights after one step: the loss becomes NaN/inf.
     spec = write_spec(tmp_path / "spec.yaml")
     out = tmp_path / "run"
-    assert main(train_args(out, prepared, spec, TINY_CNN, "RTS", 2, "--lr", "1e30")) == 0
+    assert main(train_args(out, mnist_dir, spec, TINY_CNN, "RTS", 2, "--lr", "1e30")) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "diverged"
     assert "non-finite" in metrics["reason"]

@@ -138,7 +138,8 @@ def summarize_cells(
         condition = tuple(key[name] for name in condition_keys)
         n_expected = int(expected.get(condition if len(condition) > 1 else condition[0], 0))
         summary = summarize(members.loc[members["status"] == "ok", value].to_numpy())
-        n_set_aside = len(set(aside.get(cell, runs.iloc[:0])["seed"]) - set(members["seed"]))
+        aside_seeds = set(aside[cell]["seed"]) if cell in aside else set()
+        n_set_aside = len(aside_seeds - set(members["seed"]))
         rows.append({
             **key,
             "n_expected": max(n_expected, len(members) + n_set_aside),

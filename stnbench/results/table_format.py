@@ -58,7 +58,7 @@ def format_cell(cell: pd.Series, factor: float = 100.0, digits: int = 2) -> str:
     n_ok, n_expected = int(cell["n_ok"]), int(cell["n_expected"])
     problems = [f"{int(cell[column])} {word}" for column, word in
                 (("n_diverged", "diverged"), ("n_set_aside", "set aside"),
-                 ("n_missing", "missing")) if cell.get(column, 0)]
+                 ("n_missing", "missing")) if cell[column]]
     if n_ok == 0:
         return ", ".join(problems) if problems else "missing"
     text = f"{cell['mean'] * factor:.{digits}f}"
