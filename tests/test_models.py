@@ -281,6 +281,12 @@ CLASSIFIER = [{"linear": "classes"}]
             r"layers\[0\]\.st\.localization\[0\]: conv kernel 40 does not fit",
         ),
         (
+            [{"st": {"transform": "affine", "padding": "edge", "localization": LOC}},
+             *CLASSIFIER],
+            {},
+            r"layers\[0\]\.st\.padding: 'edge' must be one of zeros, border, reflection",
+        ),
+        (
             [{"conv": {"out": 8, "kernel": 3, "dilation": 2}}, *CLASSIFIER],
             {},
             r"layers\[0\]: conv has no argument 'dilation'",

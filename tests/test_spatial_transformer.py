@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from stnbench.datasets import DatasetTensors
@@ -195,6 +196,29 @@ def test_input_transformer_reads_the_raw_image_so_padding_is_black(mnist_images)
     assert padded.abs().max() == 0
     torch.testing.assert_close(seen["y"][..., -6:], torch.full_like(padded, -0.13 / 0.31))
     assert type(st.localization[0]).__name__ == "Standardize"
+
+
+@pytest.mark.parametrize("padding", ["border", "zeros"])
+def test_padding_says_what_samples_past_the_edge_read(padding, tmp_path):
+    # `padding: border` repeats the edge pixel, as Lasagne's early transformer clipped its
+    # coordinates; MNIST's edges are blank, so the image is one with a lit edge.
+    layers = [
+        {"st": {"transform": "affine", "padding": padding, "localization": [{"linear": 8}]}},
+        {"linear": "classes"},
+    ]
+    path = tmp_path / "st-padding.yaml"
+    path.write_text(yaml.safe_dump({"datasets": ["mnist"], "recipe": "stn-paper-mnist",
+                                    "layers": layers}))
+    model = create_model(str(path), in_channels=1, input_size=28, num_classes=10)
+    st = spatial_transformers(model)[0]
+    st.regressor.bias.data = torch.tensor([1.0, 0, 0.5, 0, 1, 0])  # shift a quarter width
+    images = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)) + 0.5
+    out = st(images)
+    # Output column j reads input column j + 7: from column 21 on, past the edge.
+    torch.testing.assert_close(out[..., :21], images[..., 7:], atol=1e-5, rtol=0)
+    last_column = images[..., -1:].expand(-1, -1, -1, 7)
+    past_edge = last_column if padding == "border" else torch.zeros_like(last_column)
+    torch.testing.assert_close(out[..., 21:], past_edge, atol=1e-5, rtol=0)
 
 
 def test_local_contrast_norm_matches_torch7_formula(gtsrb_images):

@@ -28,7 +28,7 @@ from stnbench.models.layers import (
     Standardize,
 )
 from stnbench.models.recurrent import CELLS, Positions, RecurrentLocalization
-from stnbench.models.spatial_transformer import SpatialTransformer
+from stnbench.models.spatial_transformer import PADDINGS, SpatialTransformer
 from stnbench.models.transformations import make_grid_generator
 
 TOP_LEVEL_KEYS = (
@@ -47,7 +47,8 @@ LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "dropout": ("p",),
     "dropout2d": ("p",),
     "lcn": ("size", "kernel"),
-    "st": ("transform", "components", "grid_size", "output_size", "localization", "recurrent"),
+    "st": ("transform", "components", "grid_size", "output_size", "padding", "localization",
+           "recurrent"),
 }
 # The shorthand `- type: value` sets this argument.
 SHORTHAND = {"maxpool": "kernel", "linear": "out", "dropout": "p", "dropout2d": "p", "lcn": "size"}
@@ -297,6 +298,11 @@ class _Builder:
         if (not isinstance(output_size, list) or len(output_size) != 2
                 or not all(isinstance(s, int) and s >= 1 for s in output_size)):
             raise StnbenchError(f"{where}.output_size: {output_size!r} must be N or [H, W]")
+        padding = args.get("padding", "zeros")
+        if padding not in PADDINGS:
+            raise StnbenchError(
+                f"{where}.padding: {padding!r} must be one of {', '.join(PADDINGS)}"
+            )
         # A transformer on the raw image sees it normalised as the network's first layers do.
         modules, loc_shape = self.input_normalisation(shape) if on_raw_input else ([], shape)
         localization = args.get("localization") or []
@@ -313,7 +319,7 @@ class _Builder:
         features = math.prod(loc_shape)
         if "recurrent" in args:
             net, features = self.recurrent(args["recurrent"], net, features, f"{where}.recurrent")
-        return SpatialTransformer(net, features, grid_generator, tuple(output_size))
+        return SpatialTransformer(net, features, grid_generator, tuple(output_size), padding)
 
     def recurrent(
         self, args: Any, features_net: nn.Module, features: int, where: str

@@ -6,6 +6,8 @@ from torch import Tensor, nn
 
 from stnbench.models.transformations import ALIGN_CORNERS, GridGenerator
 
+PADDINGS = ("zeros", "border", "reflection")
+
 
 class SpatialTransformer(nn.Module):
     """Warps its input by a transformation predicted from that input (Jaderberg et al., 2015).
@@ -16,7 +18,9 @@ class SpatialTransformer(nn.Module):
     A localization net that returns k rows per image (a recurrent one, ``recurrent.py``) gets
     k glimpses of that image, image-major: the output then has k times the input's rows.
     The output has the input's channels and ``output_size`` (height, width). Sampling is bilinear
-    with zero padding, ``align_corners=False`` (see ``transformations``).
+    with ``align_corners=False`` (see ``transformations``); ``padding`` says what a sample outside
+    the input reads: ``zeros`` (the default), ``border`` (the nearest edge pixel) or
+    ``reflection`` (``grid_sample``'s padding modes).
 
     The regressor, the grid and the sampling run in float32 even under bf16 autocast: bf16 keeps
     8 bits of mantissa, so a bf16 grid moves an identity transformer's samples by up to 0.17 px
@@ -30,6 +34,7 @@ class SpatialTransformer(nn.Module):
         features: int,
         grid_generator: GridGenerator,
         output_size: tuple[int, int],
+        padding: str = "zeros",
     ) -> None:
         super().__init__()
         self.localization = localization
@@ -38,6 +43,7 @@ class SpatialTransformer(nn.Module):
         self.regressor.bias.data.copy_(grid_generator.identity())
         self.grid_generator = grid_generator
         self.output_size = tuple(output_size)
+        self.padding = padding
         # Detached copies from the last forward pass, for pictures and divergence checks.
         self.last_params: Tensor | None = None
         self.last_grid: Tensor | None = None
@@ -55,12 +61,13 @@ class SpatialTransformer(nn.Module):
                 _full_precision(x),
                 grid,
                 mode="bilinear",
-                padding_mode="zeros",
+                padding_mode=self.padding,
                 align_corners=ALIGN_CORNERS,
             )
 
     def extra_repr(self) -> str:
-        return f"family={self.grid_generator.family}, output_size={self.output_size}"
+        return (f"family={self.grid_generator.family}, output_size={self.output_size}, "
+                f"padding={self.padding}")
 
 
 def _full_precision(x: Tensor) -> Tensor:
