@@ -149,11 +149,18 @@ def test_changed_settings_of_a_finished_cell_fail_before_any_job(
 
     result = snakemake(workdir)
     assert result.returncode != 0
+    output = result.stdout + result.stderr
     assert re.search(
         r"runs/dataset~mnist\S+/metrics\.json: holds a finished run whose 'epochs' differs",
-        result.stdout + result.stderr,
+        output,
     )
     assert {path: path.stat().st_mtime_ns for path in runs if path.exists()} == runs
+    # Every run of the changed experiment is named at once, the others' runs not at all.
+    assert "the grid holds 4 such runs in all: logs/tiny/out_of_date_runs.tsv lists" in output
+    listed = (workdir / "logs" / "tiny" / "out_of_date_runs.tsv").read_text().splitlines()
+    changed = workdir.glob("results/runs/dataset~mnist_*_distortion~RTS_*/metrics.json")
+    assert sorted(listed) == sorted(f"{path.parent.relative_to(workdir)}\tepochs"
+                                    for path in changed)
 
 
 def test_a_corrupt_record_of_a_finished_cell_is_named_before_any_job(

@@ -185,3 +185,38 @@ def test_a_run_of_an_older_recipe_is_out_of_date_unless_its_spec_asked_for_it(
     assert load_runs(runs)[0]["recipe_changes"].tolist() == [()]
     (run / "spec.yaml").unlink()
     assert load_runs(runs)[0]["recipe_changes"].tolist() == [None]
+
+
+def test_an_out_of_date_run_lists_every_other_in_the_grid(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    folders = [copy_run(committed_run(distortion), runs) for distortion in ("R", "P", "E")]
+    specs = {run.name: yaml.safe_load((run / "spec.yaml").read_text()) for run in folders}
+    current, *stale = folders
+    for run in stale:  # trained at another rate than the recipe's
+        record = json.loads((run / "metrics.json").read_text())
+        record["config"]["lr"] *= 2
+        (run / "metrics.json").write_text(json.dumps(record))
+    listing = tmp_path / "logs" / "out_of_date_runs.tsv"
+
+    def check(run: Path) -> None:
+        jobs.check_finished_cell(run / "metrics.json", specs[run.name], "cpu",
+                                 lambda: specs, listing)
+
+    check(current)  # up to date: trains whatever the rest of the grid holds
+    assert not listing.exists()
+    with pytest.raises(StnbenchError) as error:
+        check(stale[0])
+    assert str(error.value) == (
+        f"{stale[0] / 'metrics.json'}: holds a finished run whose 'lr' differs from the run "
+        "asked for; remove that run's folder to train it again, or write the new run "
+        f"elsewhere; the grid holds 2 such runs in all: {listing} lists each with the first "
+        "setting that differs"
+    )
+    assert listing.read_text() == "".join(f"{run}\tlr\n" for run in stale)
+
+    # Alone out of date, a run is named alone.
+    listing.unlink()
+    del specs[stale[1].name]
+    with pytest.raises(StnbenchError, match=r"else[a-z]*$"):
+        check(stale[0])
+    assert not listing.exists()

@@ -148,6 +148,10 @@ def first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | No
     return next((key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)), None)
 
 
+class OutOfDateRun(StnbenchError):
+    """A finished run that is not the run asked for (as against a record that cannot be read)."""
+
+
 def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> RunRecord | None:
     """The record of the finished run at ``metrics_path``, or None where there is none yet.
 
@@ -159,7 +163,7 @@ def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> RunRecord | N
     record = read_record(metrics_path)
     key = first_difference(record.config, config)
     if key is not None:
-        raise StnbenchError(
+        raise OutOfDateRun(
             f"{metrics_path}: holds a finished run whose {key!r} differs from the run asked "
             "for; remove that run's folder to train it again, or write the new run elsewhere"
         )

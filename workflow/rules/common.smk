@@ -75,13 +75,22 @@ def train_inputs(wildcards) -> dict:
     # A variant's definition is written by the workflow before its cells train: a finished
     # cell is compared with its run once the definition is there.
     if all(Path(path).exists() for path in model_files):
-        jobs.check_finished_cell(metrics, cell["spec"], device())
+        jobs.check_finished_cell(metrics, cell["spec"], device(), checkable_specs,
+                                 LOGS / "out_of_date_runs.tsv")
     # ancient: whether a finished cell is up to date is decided by content, just above, not
     # by file times: a fresh clone writes a cell's spec.yaml after its metrics.json.
     return {
         "spec": ancient(RUNS / wildcards.cell / "spec.yaml"),
         "data": prepared_data(grid().prep_of(wildcards.cell).id, metrics),
         "model": [ancient(path) for path in model_files],
+    }
+
+
+def checkable_specs() -> dict:
+    """Every cell's spec whose model definition is there to compare a finished run with."""
+    return {
+        name: cell["spec"] for name, cell in grid().cells.iterrows()
+        if all(Path(path).exists() for path in model_inputs(cell["model_arg"]))
     }
 
 
