@@ -70,16 +70,15 @@ def out_of_date_runs(
 ) -> list[tuple[Path, str]]:
     """Every finished run under ``runs_dir`` of the cells in ``specs`` that is not the run its
     spec describes: its folder and the first setting (by name) that differs."""
-    from stnbench.engine.record import read_record
-    from stnbench.engine.spec import first_difference
+    from stnbench.engine.spec import OutOfDateRun, finished_run
 
     stale = []
     for cell, spec in specs.items():
         metrics = runs_dir / cell / "metrics.json"
-        if metrics.exists():
-            key = first_difference(read_record(metrics).config, _run_config(spec, device))
-            if key is not None:
-                stale.append((metrics.parent, key))
+        try:
+            finished_run(metrics, _run_config(spec, device))
+        except OutOfDateRun as error:
+            stale.append((metrics.parent, error.key))
     return stale
 
 

@@ -149,7 +149,15 @@ def first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | No
 
 
 class OutOfDateRun(StnbenchError):
-    """A finished run that is not the run asked for (as against a record that cannot be read)."""
+    """A finished run that is not the run asked for (as against a record that cannot be read);
+    ``key`` is the first setting that differs."""
+
+    def __init__(self, metrics_path: Path, key: str) -> None:
+        super().__init__(
+            f"{metrics_path}: holds a finished run whose {key!r} differs from the run asked "
+            "for; remove that run's folder to train it again, or write the new run elsewhere"
+        )
+        self.key = key
 
 
 def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> RunRecord | None:
@@ -163,10 +171,7 @@ def finished_run(metrics_path: Path, config: Mapping[str, Any]) -> RunRecord | N
     record = read_record(metrics_path)
     key = first_difference(record.config, config)
     if key is not None:
-        raise OutOfDateRun(
-            f"{metrics_path}: holds a finished run whose {key!r} differs from the run asked "
-            "for; remove that run's folder to train it again, or write the new run elsewhere"
-        )
+        raise OutOfDateRun(metrics_path, key)
     return record
 
 

@@ -72,9 +72,7 @@ def train_inputs(wildcards) -> dict:
     cell = grid().cells.loc[wildcards.cell]
     metrics = RUNS / wildcards.cell / "metrics.json"
     model_files = model_inputs(cell["model_arg"])
-    # A variant's definition is written by the workflow before its cells train: a finished
-    # cell is compared with its run once the definition is there.
-    if all(Path(path).exists() for path in model_files):
+    if definitions_present(cell["model_arg"]):
         jobs.check_finished_cell(metrics, cell["spec"], device(), checkable_specs,
                                  LOGS / "out_of_date_runs.tsv")
     # ancient: whether a finished cell is up to date is decided by content, just above, not
@@ -86,11 +84,17 @@ def train_inputs(wildcards) -> dict:
     }
 
 
+def definitions_present(model_arg: str) -> bool:
+    """Whether a model's definition files are there: a variant's is written by the workflow
+    before its cells train, and a finished cell is compared with its run once it is there."""
+    return all(Path(path).exists() for path in model_inputs(model_arg))
+
+
 def checkable_specs() -> dict:
     """Every cell's spec whose model definition is there to compare a finished run with."""
     return {
         name: cell["spec"] for name, cell in grid().cells.iterrows()
-        if all(Path(path).exists() for path in model_inputs(cell["model_arg"]))
+        if definitions_present(cell["model_arg"])
     }
 
 
