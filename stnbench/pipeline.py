@@ -102,6 +102,7 @@ def variant_definitions(config: Mapping[str, Any], base_dir: Path) -> dict[str, 
             definition = str(path)
             info = model_info(definition)
         else:
+            definition = _inline_definition(definition, f"{where}.definition", base_dir)
             info = definition
         name = info.get("name")
         if not isinstance(name, str) or not name:
@@ -115,6 +116,32 @@ def variant_definitions(config: Mapping[str, Any], base_dir: Path) -> dict[str, 
             "definition": definition, "entry": entry, "datasets": info.get("datasets"),
         }
     return variants
+
+
+def _inline_definition(definition: Mapping[str, Any], where: str, base_dir: Path) -> dict:
+    """An inline definition as written; with ``based_on`` (a registered model or a YAML file),
+    that model's definition with the inline keys in place of its own, so that a variant which
+    differs in a few keys (its name, its baseline, its layers) does not repeat the rest. The
+    merged definition is what the workflow writes out and each run records."""
+    from stnbench.models.registry import load_definition
+
+    if "based_on" not in definition:
+        return dict(definition)
+    base = definition["based_on"]
+    if not isinstance(base, str) or not base:
+        raise StnbenchError(f"{where}.based_on: expected a model name or a YAML file, got {base!r}")
+    # A bare name is a registered model (a misspelt one gets the registry's suggestions); a
+    # file path starts where the config's other relative paths do.
+    if base.endswith((".yaml", ".yml")) and not Path(base).is_absolute():
+        base = str(base_dir / base)
+    try:
+        base_definition, _ = load_definition(base)
+    except StnbenchError as error:
+        raise StnbenchError(f"{where}.based_on: {error}") from None
+    if not isinstance(base_definition, dict):
+        raise StnbenchError(f"{where}.based_on: {base} does not hold a model definition")
+    own = {key: value for key, value in definition.items() if key != "based_on"}
+    return {**copy.deepcopy(base_definition), **own}
 
 
 def check_models(config: Mapping[str, Any], variants: Mapping[str, dict]) -> None:

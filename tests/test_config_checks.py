@@ -10,6 +10,7 @@ from snakemake.utils import validate
 from stnbench import pipeline
 from stnbench.cli import main
 from stnbench.errors import StnbenchError
+from stnbench.models.registry import load_definition
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -66,6 +67,46 @@ def test_a_good_config_builds_its_grid(tmp_path: Path) -> None:
     grid = pipeline.build_grid(_config(tmp_path, {"epochs": 3},
                                        variant={"conv": {"out": 8, "kernel": 5}}))
     assert len(grid.cells) == 4
+
+
+def test_a_variant_based_on_a_registered_model_states_only_what_differs(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config["variants"] = [{
+        "definition": {"based_on": "st-cnn-affine", "name": "st-cnn-affine-long",
+                       "description": "st-cnn-affine trained for longer"},
+        "experiments": ["table1"], "train": {"epochs": 5},
+    }]
+    validate(config, str(SCHEMA))
+    grid = pipeline.build_grid(config)
+    variant = grid.variants["st-cnn-affine-long"]
+    registered, _ = load_definition("st-cnn-affine")
+    assert variant["layers"] == registered["layers"] and variant["baseline"] == "cnn"
+    assert variant["description"] == "st-cnn-affine trained for longer"
+    assert "based_on" not in variant and registered["name"] == "st-cnn-affine"
+    runs = grid.cells[grid.cells["model"] == "st-cnn-affine-long"]
+    assert len(runs) == 2 and all(spec["epochs"] == 5 for spec in runs["spec"])
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ({"based_on": "st-cnn-afine", "name": "x"},
+         "config variants[0].definition.based_on: unknown model 'st-cnn-afine'; did you mean "
+         "st-cnn-affine"),
+        ({"based_on": "missing.yaml", "name": "x"},
+         "config variants[0].definition.based_on: model file "),
+        ({"based_on": "st-cnn-affine"},
+         "config variants[0]: model name 'st-cnn-affine' is taken; rename the variant"),
+    ],
+)
+def test_a_variant_based_on_no_model_or_keeping_its_name_stops_the_grid(
+    tmp_path: Path, definition: dict, message: str
+) -> None:
+    config = _config(tmp_path)
+    config["variants"] = [{"definition": definition, "experiments": ["table1"]}]
+    with pytest.raises(StnbenchError) as error:
+        pipeline.build_grid(config)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(
