@@ -4,12 +4,14 @@ model against its baseline, on test and validation predictions."""
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from result_runs import table, write_run
 
+from stnbench.cli import main
 from stnbench.errors import StnbenchError
 from stnbench.results.collect import collect
-from stnbench.results.compare import compare_with_baselines
+from stnbench.results.compare import compare_runs, compare_with_baselines
 from stnbench.results.table_format import to_latex
 from stnbench.results.tables import build_tables
 
@@ -89,3 +91,57 @@ def test_a_model_significantly_worse_than_its_baseline_is_marked_apart(tmp_path:
     assert any(note.startswith("* : better than its baseline") and "† : worse" in note
                for note in table1.notes)
     assert r"12.00 (n=1) $\dagger$" in to_latex(table1)
+
+
+def test_compare_two_runs_counts_the_images_only_one_gets_right(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    # As in the known-p-value test: b = 10, c = 2, p = 158 / 4096; also on validation.
+    root = tmp_path / "runs"
+    baseline = write_run(root, model="cnn", seed=0, accuracy=0.0, wrong=np.arange(10, 30),
+                         val_wrong=np.arange(3))
+    other = write_run(root, model="st-cnn-affine", seed=0, accuracy=0.0,
+                      wrong=np.concatenate([np.arange(20, 30), np.arange(40, 42)]),
+                      val_wrong=np.arange(5))
+    pair = compare_runs(other, baseline)
+    assert (pair.images, pair.mcnemar.b, pair.mcnemar.c) == (100, 10, 2)
+    assert pair.accuracy == (0.88, 0.80) and pair.mcnemar.pvalue == pytest.approx(158 / 4096)
+    assert pair.interval[0][0] < 0.88 < pair.interval[0][1]
+    assert main(["results", "compare", str(other), str(baseline), "--split", "val"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "val split: 100 images, the same labels in both runs"
+    assert lines[1].startswith("  A  95.00% (95% CI ") and lines[2].startswith("  B  97.00%")
+    assert lines[3] == "right by A only: 0, by B only: 2; McNemar's exact test, two-sided: p = 0.5"
+
+
+def test_compare_refuses_runs_on_other_images_or_without_predictions(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    root = tmp_path / "runs"
+    mnist = write_run(root, model="cnn", seed=0, accuracy=0.9)
+    gtsrb = write_run(root, model="moodstocks-nost", seed=0, accuracy=0.9, dataset="gtsrb",
+                      distortion="none", severity=0.0)
+    labels = np.load(gtsrb / "predictions.npz")["label"]
+    np.savez(gtsrb / "predictions.npz", predicted=(labels + 1) % 43, label=(labels + 1) % 43)
+    with pytest.raises(StnbenchError, match=r"their test labels differ \(100 and 100 images\), "
+                                            r"so they were not tested on the same images"):
+        compare_runs(mnist, gtsrb)
+    with pytest.raises(StnbenchError, match=r"predictions.npz: no val predictions"):
+        compare_runs(mnist, gtsrb, "val")
+    assert main(["results", "compare", str(mnist), str(tmp_path / "nowhere")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "nowhere/predictions.npz: cannot read predictions" in error
+    assert len(error.splitlines()) == 1
+
+
+def test_compare_agrees_with_the_committed_significance_table():
+    """The command and the table reach the same counts by separate paths, on real runs."""
+    runs = Path(__file__).resolve().parents[1] / "results" / "demo" / "runs"
+    cell = "dataset~mnist_prep~28px_distortion~E_severity~1.0_model~{}_seed~0"
+    pair = compare_runs(runs / cell.format("st-cnn-affine"), runs / cell.format("cnn"))
+    table = pd.read_csv(runs.parent / "tables" / "significance.csv")
+    row = table[(table["distortion"] == "E") & (table["model"] == "st-cnn-affine")
+                & (table["split"] == "test")].iloc[0]
+    b, c, p = row["mcnemar_per_seed"].split()[0].split("/")
+    assert (pair.mcnemar.b, pair.mcnemar.c) == (int(b), int(c))
+    assert pair.mcnemar.pvalue == pytest.approx(float(p), rel=1e-4)

@@ -1,6 +1,9 @@
-"""`stnbench results tables`: every table and plot, from the runs' and benchmarks' files alone."""
+"""`stnbench results tables`: every table and plot, from the runs' and benchmarks' files alone;
+`stnbench results compare`: two runs, image by image."""
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 
 from stnbench.errors import StnbenchError
@@ -24,6 +27,20 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
                         help="what a scale means, shown beside it in the notes (repeatable; the "
                         "workflow passes its preset's scale_note)")
     tables.set_defaults(func=run_tables)
+    compare = actions.add_parser(
+        "compare",
+        help="two runs on the same images: accuracies and McNemar's exact test",
+        description="Compare two finished runs image by image on one split, from their "
+        "predictions.npz: each accuracy with its 95% Clopper-Pearson interval, the images "
+        "only one of them gets right, and McNemar's exact test (two-sided). Any two runs "
+        "tested on the same images: other models, lengths or presets.",
+    )
+    compare.add_argument("first", type=Path, help="a run folder (holding predictions.npz)")
+    compare.add_argument("second", type=Path, help="another run folder")
+    compare.add_argument("--split", choices=("test", "val"), default="test",
+                         help="test (default), or val: the selected epoch's validation split")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of text")
+    compare.set_defaults(func=run_compare)
 
 
 def run_tables(args: argparse.Namespace) -> None:
@@ -37,6 +54,24 @@ def run_tables(args: argparse.Namespace) -> None:
     written += write_plots(results, args.out / "plots")
     print(f"{len(results.runs)} runs, {len(results.bench)} benchmark rows: "
           f"wrote {len(written)} files under {args.out}")
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    from stnbench.results.compare import compare_runs
+
+    pair = compare_runs(args.first, args.second, args.split)
+    if args.json:
+        print(json.dumps({"first": str(args.first), "second": str(args.second),
+                          **dataclasses.asdict(pair)}, indent=2))
+        return
+    print(f"{pair.split} split: {pair.images:,} images, the same labels in both runs")
+    for mark, run, accuracy, (low, high) in zip(
+        "AB", (args.first, args.second), pair.accuracy, pair.interval, strict=True
+    ):
+        print(f"  {mark}  {100 * accuracy:.2f}% (95% CI {100 * low:.2f}-{100 * high:.2f})  {run}")
+    test = pair.mcnemar
+    print(f"right by A only: {test.b:,}, by B only: {test.c:,}; "
+          f"McNemar's exact test, two-sided: p = {test.pvalue:.3g}")
 
 
 def _scale_meanings(args: argparse.Namespace) -> dict[str, str]:

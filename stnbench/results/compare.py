@@ -1,15 +1,20 @@
-"""Paired comparisons of each spatial-transformer model with its baseline on the same images."""
+"""Paired comparisons on the same images: each spatial-transformer model with its baseline
+over seeds (the significance table), and any two runs (`stnbench results compare`)."""
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from stnbench.engine.predictions import check_split
+from stnbench.errors import StnbenchError
 from stnbench.results.collect import CONDITION, load_correct
 from stnbench.results.stats import (
     McNemar,
+    binomial_interval,
     mcnemar_exact,
     mcnemar_pooled,
     paired_t,
@@ -104,3 +109,36 @@ def _compare(condition, split, model, baseline, group, ok, load) -> dict:
         "unpaired": len(all_seeds) - len(seeds),
     }
 
+
+
+@dataclass(frozen=True)
+class RunPair:
+    """Two runs on the same images of one split: each one's accuracy with its Clopper-Pearson
+    interval, and McNemar's exact test (``mcnemar.b``: right by the first run only)."""
+
+    split: str
+    images: int
+    accuracy: tuple[float, float]
+    interval: tuple[tuple[float, float], tuple[float, float]]
+    mcnemar: McNemar
+
+
+def compare_runs(first: Path, second: Path, split: str = "test") -> RunPair:
+    """Any two finished runs (folders holding predictions.npz) compared image by image on
+    ``split``, whatever their models, lengths or presets; refused unless both saw the same
+    labels in the same order, the one sign they were tested on the same images."""
+    check_split(split)
+    (correct, labels), (other_correct, other_labels) = (
+        load_correct(run, split) for run in (first, second)
+    )
+    if labels.shape != other_labels.shape or not np.array_equal(labels, other_labels):
+        raise StnbenchError(
+            f"{first} and {second}: their {split} labels differ ({len(labels):,} and "
+            f"{len(other_labels):,} images), so they were not tested on the same images"
+        )
+    accuracy = (float(correct.mean()), float(other_correct.mean()))
+    return RunPair(
+        split, len(labels), accuracy,
+        tuple(binomial_interval(value, len(labels)) for value in accuracy),  # type: ignore[arg-type]
+        mcnemar_exact(correct, other_correct),
+    )
