@@ -103,13 +103,13 @@ def test_compare_two_runs_counts_the_images_only_one_gets_right(
     other = write_run(root, model="st-cnn-affine", seed=0, accuracy=0.0,
                       wrong=np.concatenate([np.arange(20, 30), np.arange(40, 42)]),
                       val_wrong=np.arange(5))
-    pair = compare_runs(other, baseline)
+    pair = compare_runs(other, [baseline])
     assert (pair.images, pair.mcnemar.b, pair.mcnemar.c) == (100, 10, 2)
     assert pair.accuracy == (0.88, 0.80) and pair.mcnemar.pvalue == pytest.approx(158 / 4096)
     assert pair.interval[0][0] < 0.88 < pair.interval[0][1]
     assert main(["results", "compare", str(other), str(baseline), "--split", "val"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "val split: 100 images, the same labels in both runs"
+    assert lines[0] == "val split: 100 images, the same labels in every run"
     assert lines[1].startswith("  A  95.00% (95% CI ") and lines[2].startswith("  B  97.00%")
     assert lines[3] == "right by A only: 0, by B only: 2; McNemar's exact test, two-sided: p = 0.5"
 
@@ -125,9 +125,13 @@ def test_compare_refuses_runs_on_other_images_or_without_predictions(
     np.savez(gtsrb / "predictions.npz", predicted=(labels + 1) % 43, label=(labels + 1) % 43)
     with pytest.raises(StnbenchError, match=r"their test labels differ \(100 and 100 images\), "
                                             r"so they were not tested on the same images"):
-        compare_runs(mnist, gtsrb)
+        compare_runs(mnist, [gtsrb])
     with pytest.raises(StnbenchError, match=r"predictions.npz: no val predictions"):
-        compare_runs(mnist, gtsrb, "val")
+        compare_runs(mnist, [gtsrb], "val")
+    # Runs written before probabilities were kept cannot vote in a committee.
+    with pytest.raises(StnbenchError, match=r"predictions.npz: no class probabilities stored, "
+                                            r"so the run cannot join a committee"):
+        compare_runs(gtsrb, [mnist, write_run(root, model="cnn", seed=1, accuracy=0.8)])
     assert main(["results", "compare", str(mnist), str(tmp_path / "nowhere")]) == 1
     error = capsys.readouterr().err.strip()
     assert "nowhere/predictions.npz: cannot read predictions" in error
@@ -138,10 +142,27 @@ def test_compare_agrees_with_the_committed_significance_table():
     """The command and the table reach the same counts by separate paths, on real runs."""
     runs = Path(__file__).resolve().parents[1] / "results" / "demo" / "runs"
     cell = "dataset~mnist_prep~28px_distortion~E_severity~1.0_model~{}_seed~0"
-    pair = compare_runs(runs / cell.format("st-cnn-affine"), runs / cell.format("cnn"))
+    pair = compare_runs(runs / cell.format("st-cnn-affine"), [runs / cell.format("cnn")])
     table = pd.read_csv(runs.parent / "tables" / "significance.csv")
     row = table[(table["distortion"] == "E") & (table["model"] == "st-cnn-affine")
                 & (table["split"] == "test")].iloc[0]
     b, c, p = row["mcnemar_per_seed"].split()[0].split("/")
     assert (pair.mcnemar.b, pair.mcnemar.c) == (int(b), int(c))
     assert pair.mcnemar.pvalue == pytest.approx(float(p), rel=1e-4)
+
+
+def test_compare_with_a_committee_averages_its_columns_probabilities():
+    """A run against a committee of two committed IDSIA columns on the full GTSRB test set."""
+    runs = Path(__file__).resolve().parents[1] / "results" / "cpu" / "runs"
+    cell = "dataset~gtsrb_prep~48px{}_distortion~none_severity~0.0_model~{}_seed~0"
+    columns = [runs / cell.format(prep, "idsia-mcdnn") for prep in ("-roi", "-roi-imadjust")]
+    single = runs / cell.format("", "moodstocks-2st")
+    pair = compare_runs(single, columns)
+    stored = [np.load(column / "predictions.npz") for column in columns]
+    mean = np.mean([files["probabilities"].astype(np.float32) for files in stored], axis=0)
+    expected = np.mean(mean.argmax(axis=1) == stored[0]["label"])
+    assert pair.second_columns == 2 and pair.images == 12_629
+    assert pair.accuracy[1] == pytest.approx(expected)
+    # The discordant images account for the whole difference between the two accuracies.
+    difference = round((pair.accuracy[0] - pair.accuracy[1]) * pair.images)
+    assert pair.mcnemar.b - pair.mcnemar.c == difference

@@ -29,14 +29,18 @@ def register(subparsers: argparse._SubParsersAction, name: str, help_line: str) 
     tables.set_defaults(func=run_tables)
     compare = actions.add_parser(
         "compare",
-        help="two runs on the same images: accuracies and McNemar's exact test",
-        description="Compare two finished runs image by image on one split, from their "
-        "predictions.npz: each accuracy with its 95% Clopper-Pearson interval, the images "
-        "only one of them gets right, and McNemar's exact test (two-sided). Any two runs "
-        "tested on the same images: other models, lengths or presets.",
+        help="a run against another run or a committee, on the same images: accuracies and "
+        "McNemar's exact test",
+        description="Compare a finished run image by image on one split, from the runs' "
+        "predictions.npz, with another run or, given several, with their committee (class "
+        "probabilities averaged, as IDSIA's columns): each accuracy with its 95% "
+        "Clopper-Pearson interval, the images only one side gets right, and McNemar's exact "
+        "test (two-sided). Any runs tested on the same images: other models, lengths or "
+        "presets.",
     )
     compare.add_argument("first", type=Path, help="a run folder (holding predictions.npz)")
-    compare.add_argument("second", type=Path, help="another run folder")
+    compare.add_argument("second", type=Path, nargs="+",
+                         help="another run folder, or several: their committee")
     compare.add_argument("--split", choices=("test", "val"), default="test",
                          help="test (default), or val: the selected epoch's validation split")
     compare.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -61,14 +65,17 @@ def run_compare(args: argparse.Namespace) -> None:
 
     pair = compare_runs(args.first, args.second, args.split)
     if args.json:
-        print(json.dumps({"first": str(args.first), "second": str(args.second),
+        print(json.dumps({"first": str(args.first), "second": [str(run) for run in args.second],
                           **dataclasses.asdict(pair)}, indent=2))
         return
-    print(f"{pair.split} split: {pair.images:,} images, the same labels in both runs")
-    for mark, run, accuracy, (low, high) in zip(
-        "AB", (args.first, args.second), pair.accuracy, pair.interval, strict=True
+    print(f"{pair.split} split: {pair.images:,} images, the same labels in every run")
+    sides = (str(args.first), str(args.second[0]) if pair.second_columns == 1 else
+             f"committee of {pair.second_columns} runs (class probabilities averaged):\n"
+             + "\n".join(f"       {run}" for run in args.second))
+    for mark, side, accuracy, (low, high) in zip(
+        "AB", sides, pair.accuracy, pair.interval, strict=True
     ):
-        print(f"  {mark}  {100 * accuracy:.2f}% (95% CI {100 * low:.2f}-{100 * high:.2f})  {run}")
+        print(f"  {mark}  {100 * accuracy:.2f}% (95% CI {100 * low:.2f}-{100 * high:.2f})  {side}")
     test = pair.mcnemar
     print(f"right by A only: {test.b:,}, by B only: {test.c:,}; "
           f"McNemar's exact test, two-sided: p = {test.pvalue:.3g}")

@@ -50,6 +50,18 @@ def committee_vote(
     """The accuracy of the mean of the runs' class probabilities on ``split`` (``stored``: each
     run's predictions.npz, read once); None when a run has none stored (runs written before
     probabilities were kept)."""
+    voted = committee_predictions(run_dirs, split, stored)
+    if voted is None:
+        return None
+    return Vote(float(np.mean(voted.predicted == voted.label)), len(voted.label))
+
+
+def committee_predictions(
+    run_dirs: list[str], split: str, stored: Mapping[str, dict[str, SplitPredictions]]
+) -> SplitPredictions | None:
+    """The committee's class per image (the most probable under the runs' mean class
+    probabilities), with the labels and those mean probabilities; None as for
+    ``committee_vote``."""
     probabilities, labels = [], None
     for run_dir in run_dirs:
         path = Path(run_dir) / PREDICTIONS_NAME
@@ -65,7 +77,7 @@ def committee_vote(
             )
         probabilities.append(predictions.probabilities.astype(np.float32))
     mean = np.mean(probabilities, axis=0)
-    return Vote(float(np.mean(mean.argmax(axis=1) == labels)), len(labels))
+    return SplitPredictions(mean.argmax(axis=-1), labels, mean)
 
 
 def committee_rows(runs: pd.DataFrame) -> pd.DataFrame:

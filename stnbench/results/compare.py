@@ -1,17 +1,19 @@
 """Paired comparisons on the same images: each spatial-transformer model with its baseline
-over seeds (the significance table), and any two runs (`stnbench results compare`)."""
+over seeds (the significance table), and any run with another run or a committee of runs
+(`stnbench results compare`)."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stnbench.engine.predictions import check_split
+from stnbench.engine.predictions import PREDICTIONS_NAME, check_split, read_predictions
 from stnbench.errors import StnbenchError
 from stnbench.results.collect import CONDITION, load_correct
+from stnbench.results.committee import committee_predictions
 from stnbench.results.stats import (
     McNemar,
     binomial_interval,
@@ -113,32 +115,55 @@ def _compare(condition, split, model, baseline, group, ok, load) -> dict:
 
 @dataclass(frozen=True)
 class RunPair:
-    """Two runs on the same images of one split: each one's accuracy with its Clopper-Pearson
-    interval, and McNemar's exact test (``mcnemar.b``: right by the first run only)."""
+    """A run and a run or committee on the same images of one split: each one's accuracy with
+    its Clopper-Pearson interval, and McNemar's exact test (``mcnemar.b``: right by the first
+    only)."""
 
     split: str
     images: int
+    second_columns: int
     accuracy: tuple[float, float]
     interval: tuple[tuple[float, float], tuple[float, float]]
     mcnemar: McNemar
 
 
-def compare_runs(first: Path, second: Path, split: str = "test") -> RunPair:
-    """Any two finished runs (folders holding predictions.npz) compared image by image on
-    ``split``, whatever their models, lengths or presets; refused unless both saw the same
-    labels in the same order, the one sign they were tested on the same images."""
+def compare_runs(first: Path, second: Sequence[Path], split: str = "test") -> RunPair:
+    """A finished run (a folder holding predictions.npz) compared image by image on ``split``
+    with another, or with a committee of several (their class probabilities averaged, as
+    ``committee.py`` forms IDSIA's), whatever their models, lengths or presets; refused unless
+    all saw the same labels in the same order, the one sign they were tested on the same
+    images."""
     check_split(split)
-    (correct, labels), (other_correct, other_labels) = (
-        load_correct(run, split) for run in (first, second)
-    )
+    if not second:
+        raise StnbenchError("compare: no run to compare with")
+    correct, labels = load_correct(first, split)
+    if len(second) == 1:
+        other_correct, other_labels = load_correct(second[0], split)
+    else:
+        other_correct, other_labels = _committee_correct([str(run) for run in second], split)
     if labels.shape != other_labels.shape or not np.array_equal(labels, other_labels):
         raise StnbenchError(
-            f"{first} and {second}: their {split} labels differ ({len(labels):,} and "
+            f"{first} and {second[0]}: their {split} labels differ ({len(labels):,} and "
             f"{len(other_labels):,} images), so they were not tested on the same images"
         )
     accuracy = (float(correct.mean()), float(other_correct.mean()))
     return RunPair(
-        split, len(labels), accuracy,
+        split, len(labels), len(second), accuracy,
         tuple(binomial_interval(value, len(labels)) for value in accuracy),  # type: ignore[arg-type]
         mcnemar_exact(correct, other_correct),
     )
+
+
+def _committee_correct(run_dirs: list[str], split: str) -> tuple[np.ndarray, np.ndarray]:
+    stored = {run: read_predictions(Path(run) / PREDICTIONS_NAME) for run in run_dirs}
+    for run, splits in stored.items():
+        if split not in splits:
+            raise StnbenchError(f"{Path(run) / PREDICTIONS_NAME}: no {split} predictions")
+        if splits[split].probabilities is None:
+            raise StnbenchError(f"{Path(run) / PREDICTIONS_NAME}: no class probabilities "
+                                "stored, so the run cannot join a committee")
+    voted = committee_predictions(run_dirs, split, stored)
+    assert voted is not None  # every member's probabilities were checked above
+    correct = voted.predicted == voted.label
+    # A label sequence ([N, positions]) is right only if every position is.
+    return correct.reshape(len(correct), -1).all(axis=1), voted.label
