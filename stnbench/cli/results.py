@@ -1,5 +1,5 @@
 """`stnbench results tables`: every table and plot, from the runs' and benchmarks' files alone;
-`stnbench results compare`: two runs, image by image."""
+`stnbench results compare`: a run against another run or a committee of runs, image by image."""
 
 import argparse
 import dataclasses
