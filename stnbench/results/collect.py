@@ -16,7 +16,13 @@ import yaml
 
 from stnbench.dataset_registry import DATASETS
 from stnbench.distortions import distortion_version, run_input_size
-from stnbench.engine.predictions import PREDICTIONS_NAME, SPLITS, read_predictions, stored_splits
+from stnbench.engine.predictions import (
+    PREDICTIONS_NAME,
+    SPLITS,
+    SplitPredictions,
+    read_predictions,
+    stored_splits,
+)
 from stnbench.engine.recipes import get_recipe
 from stnbench.engine.record import METRICS_NAME, RunRecord, read_record
 from stnbench.engine.spec import ADDED_FIELDS, identity
@@ -249,10 +255,14 @@ def load_correct(run_dir: str | Path, split: str = "test") -> tuple[np.ndarray, 
     splits = read_predictions(path)
     if split not in splits:
         raise StnbenchError(f"{path}: no {split} predictions")
-    predictions = splits[split]
+    return correct_per_item(splits[split]), splits[split].label
+
+
+def correct_per_item(predictions: SplitPredictions) -> np.ndarray:
+    """One bool per image: whether its prediction is right."""
     correct = predictions.predicted == predictions.label
     # A label sequence ([N, positions]) is right only if every position is.
-    return correct.reshape(len(correct), -1).all(axis=1), predictions.label
+    return correct.reshape(len(correct), -1).all(axis=1)
 
 
 BENCH_COLUMNS = ("model", "dataset", "input_size", "device", "device_type", "precision",

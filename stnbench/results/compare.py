@@ -12,7 +12,7 @@ import pandas as pd
 
 from stnbench.engine.predictions import PREDICTIONS_NAME, check_split, read_predictions
 from stnbench.errors import StnbenchError
-from stnbench.results.collect import CONDITION, load_correct
+from stnbench.results.collect import CONDITION, correct_per_item, load_correct
 from stnbench.results.committee import committee_predictions
 from stnbench.results.stats import (
     McNemar,
@@ -164,6 +164,4 @@ def _committee_correct(run_dirs: list[str], split: str) -> tuple[np.ndarray, np.
                                 "stored, so the run cannot join a committee")
     voted = committee_predictions(run_dirs, split, stored)
     assert voted is not None  # every member's probabilities were checked above
-    correct = voted.predicted == voted.label
-    # A label sequence ([N, positions]) is right only if every position is.
-    return correct.reshape(len(correct), -1).all(axis=1), voted.label
+    return correct_per_item(voted), voted.label
