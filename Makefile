@@ -22,14 +22,16 @@ SNAKEMAKE = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile w
 install: $(STAMP)
 
 # torch's CUDA build (the pinned one, which also runs on CPU) fills about 6 GB: a full disk
-# would otherwise surface as pip's OSError half-way through the install.
+# would otherwise surface as pip's OSError half-way through the install. The space is measured
+# where the venv goes, so that `.venv` can be a link to a folder on a roomier disk.
 VENV_NEEDS_GB := 7
 
 # constraints.txt pins every package at a tested version, so that installs months apart agree.
 $(STAMP): pyproject.toml constraints.txt
-	@free_gb=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	@venv_home=$$(if [ -d $(VENV) ]; then readlink -f $(VENV); else echo $(CURDIR); fi); \
+	free_gb=$$(df -Pk "$$venv_home" | awk 'NR == 2 {print int($$4 / 1048576)}'); \
 	if [ "$$free_gb" -lt $(VENV_NEEDS_GB) ] && [ ! -d $(VENV)/lib ]; then \
-		echo "make install: $(VENV) needs about $(VENV_NEEDS_GB) GB of disk, $$free_gb GB free in $(CURDIR)" >&2; \
+		echo "make install: $(VENV) needs about $(VENV_NEEDS_GB) GB of disk, $$free_gb GB free in $$venv_home" >&2; \
 		exit 1; \
 	fi
 	$(PYTHON) -m venv $(VENV)
