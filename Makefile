@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt
 		echo "make install: $(VENV) needs about $(VENV_NEEDS_GB) GB of disk, $$free_gb GB free in $$venv_home" >&2; \
 		exit 1; \
 	fi
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv "$$(readlink -f $(VENV))"  # venv refuses a link: give it the folder
 	$(BIN)/python -m pip install --quiet --upgrade pip -c constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,slurm]'
 	touch $(STAMP)
