@@ -23,7 +23,8 @@ install: $(STAMP)
 
 # torch's CUDA build (the pinned one, which also runs on CPU) fills about 6 GB: a full disk
 # would otherwise surface as pip's OSError half-way through the install. The space is measured
-# where the venv goes, so that `.venv` can be a link to a folder on a roomier disk.
+# where the venv goes, so that `.venv` can be a link to a folder on a roomier disk (venv itself
+# refuses a link, so it is given the folder).
 VENV_NEEDS_GB := 7
 
 # constraints.txt pins every package at a tested version, so that installs months apart agree.
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml constraints.txt
 		echo "make install: $(VENV) needs about $(VENV_NEEDS_GB) GB of disk, $$free_gb GB free in $$venv_home" >&2; \
 		exit 1; \
 	fi
-	$(PYTHON) -m venv "$$(readlink -f $(VENV))"  # venv refuses a link: give it the folder
+	$(PYTHON) -m venv "$$(readlink -f $(VENV))"
 	$(BIN)/python -m pip install --quiet --upgrade pip -c constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,slurm]'
 	touch $(STAMP)
