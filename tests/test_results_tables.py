@@ -233,3 +233,18 @@ def test_a_scale_note_without_its_scale_is_refused(runs: Path, tmp_path: Path, c
     assert main(["results", "tables", "--runs", str(runs), "--out", str(tmp_path),
                  "--scale-note", "one short epoch"]) != 0
     assert "--scale-note 'one short epoch': expected SCALE=TEXT" in capsys.readouterr().err
+
+
+def test_robustness_keeps_runs_of_one_seed_at_two_preparations_apart(tmp_path: Path):
+    # The same model and seed at two contrasts are two runs: one row for both showed either.
+    for contrast, accuracy in (("original", 0.90), ("histeq", 0.80)):
+        run = write_run(tmp_path / contrast, model="idsia-mcdnn", seed=0, accuracy=accuracy,
+                        dataset="gtsrb", distortion="none", severity=0.0)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["config"].update(size=48, roi_crop=True, contrast=contrast)
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    sections = dict(table(build_tables(collect(tmp_path)), "robustness").sections)
+    shown = {name: frame.set_index(["family", "model"]).at[("none", "idsia-mcdnn"), "severity 0"]
+             for name, frame in sections.items() if "test accuracy" in name}
+    assert shown == {"gtsrb 48px-roi, demo scale, test accuracy %": "90.00 (n=1)",
+                     "gtsrb 48px-roi-histeq, demo scale, test accuracy %": "80.00 (n=1)"}

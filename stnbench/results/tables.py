@@ -128,10 +128,13 @@ def _robustness_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
                                        grid=grid, set_aside=inputs.results.superseded)
                        .assign(split=split) for split in SPLIT_NAMES], ignore_index=True)
     sections = []
-    # Each data set's test section, then its validation one.
-    ordered = cells.sort_values(["scale", "dataset"], kind="stable")
-    for (scale, dataset, split), group in ordered.groupby(["scale", "dataset", "split"],
-                                                          sort=False):
+    # A section per preparation: runs of one model and seed at two input sizes or contrasts are
+    # two runs, and one row for both would show either. Each test section, then its validation
+    # one; the preparation is named where a data set has several.
+    preparations = cells.groupby(["scale", "dataset"])["preparation"].nunique()
+    ordered = cells.sort_values(["scale", "dataset", "preparation"], kind="stable")
+    for (scale, dataset, preparation, split), group in ordered.groupby(
+            ["scale", "dataset", "preparation", "split"], sort=False):
         if split != "test" and not (group["n_ok"] > 0).any():
             continue
         severities = sorted(set(group["severity"]))
@@ -142,7 +145,8 @@ def _robustness_sections(runs: pd.DataFrame, inputs: Inputs) -> Sections:
                 at = rows[rows["severity"] == severity]
                 row[f"severity {severity:g}"] = format_cell(at.iloc[0]) if not at.empty else "—"
             display.append(row)
-        sections.append((f"{dataset}, {scale} scale, {SPLIT_NAMES[split]} accuracy %",
+        data = f"{dataset} {preparation}" if preparations[(scale, dataset)] > 1 else dataset
+        sections.append((f"{data}, {scale} scale, {SPLIT_NAMES[split]} accuracy %",
                          pd.DataFrame(display)))
     return sections, cells
 
