@@ -12,13 +12,14 @@ TEST_IMAGES = 100
 def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, dataset="mnist",
               distortion="R", severity=1.0, scale="demo", wrong: np.ndarray | None = None,
               params=10_000, note=None, baseline: str | None = None,
-              val_wrong: np.ndarray | None = None) -> Path:
+              val_wrong: np.ndarray | None = None, config: dict | None = None) -> Path:
     """A run folder as the training engine leaves it: metrics.json and predictions.npz.
 
     ``wrong`` lists the test images the model gets wrong; by default the first ones.
     ``val_wrong``, where given, the validation images (as many as test images) it gets wrong;
     without it the run has test predictions only, as runs written before validation ones.
-    ``baseline`` defaults to the one the registered ST models declare.
+    ``baseline`` defaults to the one the registered ST models declare. ``config``: run fields
+    that replace the defaults (a preparation's size, ROI crop and contrast, say).
     """
     # A variant's run records the path of its YAML file as its model, and its name inside.
     name = Path(model).stem
@@ -44,7 +45,7 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
         np.savez(run / "predictions.npz", **arrays)
     else:
         val_accuracy = None
-    config = {"scale": scale, "model": model, "dataset": dataset, "distortion": distortion,
+    run_config = {"scale": scale, "model": model, "dataset": dataset, "distortion": distortion,
               "severity": severity, "seed": seed, "size": None, "roi_crop": False,
               "contrast": "original", "augmentation": None,
               "eval_seed": 0, "limit_train": None, "data_dir": None, "val_fraction": None,
@@ -53,7 +54,7 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
                   "description": f"{model} for tests",
                   "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
                                  **({"baseline": baseline} if baseline else {})},
-              }}
+              }} | (config or {})
     metrics = {
         "schema_version": 1,
         "status": status, "reason": None if accuracy is not None else "theta exploded",
@@ -72,7 +73,7 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
                      "val_loss": 1.0, "val_accuracy": 0.5 + 0.1 * epoch, "lr": 0.01,
                      "images_per_s": 1000.0, "train_s": 1.0, "wall_s": 1.0}
                     for epoch in (1, 2)],
-        "config": config,
+        "config": run_config,
         "test_set": {"name": f"{dataset} test", "size": TEST_IMAGES, "note": note},
     }
     if accuracy is not None:

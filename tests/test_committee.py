@@ -1,7 +1,6 @@
 """Committees of trained columns: probabilities averaged per image, from synthetic columns
 whose votes are known."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,9 @@ def _column(root: Path, contrast: str, seed: int, wrong: np.ndarray, size: int =
     ``size``), right everywhere but on ``wrong``: 0.6 on its answer, 0.4 on the true class where
     it is wrong and on a third class where it is right."""
     run = write_run(root / f"{contrast}-{size}", model="idsia-mcdnn", seed=seed, accuracy=0.0,
-                    dataset="gtsrb", distortion="none", severity=0.0, wrong=wrong, note=note)
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["config"].update(size=size, roi_crop=size == 48, contrast=contrast,
-                             augmentation="idsia")
-    (run / "metrics.json").write_text(json.dumps(metrics))
+                    dataset="gtsrb", distortion="none", severity=0.0, wrong=wrong, note=note,
+                    config={"size": size, "roi_crop": size == 48, "contrast": contrast,
+                            "augmentation": "idsia"})
     answer = LABELS.copy()
     answer[wrong] = (LABELS[wrong] + 1) % 10
     probabilities = np.zeros((TEST_IMAGES, 10), np.float16)
