@@ -29,7 +29,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 from tabulate import tabulate
 from train_command import run_name, train_mnist_run
 
@@ -88,6 +88,8 @@ def write_plot(table: pd.DataFrame, out: Path, title: str) -> None:
         axis.set(xscale="log", yscale="log", title=family, xlabel="epochs (schedule scaled)")
         axis.set_xticks(sorted(table["epochs"].unique()))
         axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        # The lengths are the ticks; the log scale's own minor labels (3x10^0 ...) are noise.
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         axis.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         axis.grid(alpha=0.3, which="both")
