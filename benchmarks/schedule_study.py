@@ -67,7 +67,9 @@ def summary(path: Path) -> dict:
 
 def pick_length(errors: pd.Series) -> int | None:
     """The shortest length after which the error falls by at most FALL_PER_DOUBLING per
-    doubling (a 2-to-5 step counts as log2(2.5) doublings), or None if it never does."""
+    doubling (a 2-to-5 step counts as log2(2.5) doublings), or None if it never does. Lengths
+    not yet run (NaN) are left out."""
+    errors = errors.dropna()
     lengths = sorted(errors.index)
     for short, long in itertools.pairwise(lengths):
         doublings = math.log2(long / short)
@@ -113,6 +115,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--limit-train", type=int, help="training images (a quick trial)")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="table the runs already finished under --runs; train none")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/schedule_study"))
     args = parser.parse_args()
     lengths = sorted(int(length) for length in args.lengths.split(","))
@@ -124,9 +128,13 @@ def main() -> None:
                 name = run_name(model, distortion, epochs, args.seed, args.precision, args.device)
                 out = args.runs / name
                 if not (out / METRICS_NAME).exists():
+                    if args.finished_only:
+                        continue
                     train(model, distortion, epochs, out, args)
                 rows.append({"model": model, "distortion": distortion, "epochs": epochs,
                              **summary(out / METRICS_NAME)})  # fmt: skip
+    if not rows:
+        parser.error(f"--runs {args.runs}: no finished run of these models, families and lengths")
     table = pd.DataFrame(rows)
     errors = table.pivot_table(index=["model", "distortion"], columns="epochs", values="val_error")
     picks = {
@@ -139,7 +147,7 @@ def main() -> None:
     table["shown"] = [("-" if pd.isna(row.val_error) else f"{row.val_error:.2f}")
                       + ("" if row.status == "ok" else f" ({row.status})")
                       for row in table.itertuples()]  # fmt: skip
-    shown = table.pivot(index=["model", "distortion"], columns="epochs", values="shown")
+    shown = table.pivot(index=["model", "distortion"], columns="epochs", values="shown").fillna("-")
     shown.columns = [f"{epochs} epochs" for epochs in shown.columns]
     lines = [
         f"Validation error (%) of the selected epoch against run length; one seed ({args.seed}), "
@@ -152,7 +160,8 @@ def main() -> None:
         "",
         *(f"- {TRANSFORMER_MODEL} on {distortion}: "
           + (f"stops falling by more than a tenth per doubling after {pick} epochs"
-             if pick else f"still falling by more than a tenth per doubling at {lengths[-1]}")
+             if pick else "still falling by more than a tenth per doubling at "
+             f"{errors.loc[(TRANSFORMER_MODEL, distortion)].last_valid_index()}")
           for distortion, pick in picks.items()),
         f"- length for Table 1: {chosen if chosen else 'none yet (a longer run is needed)'}",
     ]  # fmt: skip

@@ -27,3 +27,9 @@ def test_a_length_is_judged_per_doubling_not_per_step() -> None:
 
 def test_an_error_still_falling_at_the_longest_length_has_no_pick() -> None:
     assert schedule_study.pick_length(pd.Series({2: 8.0, 5: 4.0, 10: 2.0})) is None
+
+
+def test_a_length_not_yet_run_is_left_out_of_the_pick() -> None:
+    # RTS without its 40-epoch run, tabled beside R's five lengths: 10 -> 20 pays 5%.
+    errors = pd.Series({2: 10.0, 5: 4.0, 10: 3.0, 20: 2.85, 40: float("nan")})
+    assert schedule_study.pick_length(errors) == 10
