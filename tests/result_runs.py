@@ -46,15 +46,15 @@ def write_run(root: Path, *, model: str, seed: int, accuracy: float | None, data
     else:
         val_accuracy = None
     run_config = {"scale": scale, "model": model, "dataset": dataset, "distortion": distortion,
-              "severity": severity, "seed": seed, "size": None, "roi_crop": False,
-              "contrast": "original", "augmentation": None,
-              "eval_seed": 0, "limit_train": None, "data_dir": None, "val_fraction": None,
-              "model_definition": {
-                  "name": name,
-                  "description": f"{model} for tests",
-                  "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
-                                 **({"baseline": baseline} if baseline else {})},
-              }} | (config or {})
+                  "severity": severity, "seed": seed, "size": None, "roi_crop": False,
+                  "contrast": "original", "augmentation": None,
+                  "eval_seed": 0, "limit_train": None, "data_dir": None, "val_fraction": None,
+                  "model_definition": {
+                      "name": name,
+                      "description": f"{model} for tests",
+                      "definition": {"layers": [{"st": {"transform": "affine"}}] if has_st else [],
+                                     **({"baseline": baseline} if baseline else {})},
+                  }} | (config or {})
     metrics = {
         "schema_version": 1,
         "status": status, "reason": None if accuracy is not None else "theta exploded",
