@@ -71,9 +71,9 @@ def warp_perspective(
     homographies = kgt.get_perspective_transform(source_points, target_points)
     warped = kgt.warp_perspective(images, homographies.to(images.dtype), (canvas, canvas))
     # kornia's warp divides by the homography's third coordinate unguarded, so a canvas pixel
-    # exactly on the line that the inverse map sends to infinity comes out NaN (once in about
-    # 10^9 pixels of P: a 40-epoch run met one). That line lies outside the image of the
-    # source, whose pixels there are the zero padding: 0 is the exact value.
+    # exactly on the line that the inverse map sends to infinity comes out NaN (a 40-epoch P
+    # run met one in its first 1.2 x 10^9 training pixels). That line lies outside the image of
+    # the source, whose pixels there are the zero padding: 0 is the exact value.
     return warped.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
