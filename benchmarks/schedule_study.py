@@ -36,6 +36,7 @@ from train_command import run_name, train_mnist_run
 from stnbench import provenance
 from stnbench.engine.record import METRICS_NAME, read_record
 from stnbench.io import atomic_write, atomic_write_json, atomic_write_text
+from stnbench.results.published import stn_table1
 
 SEVERITY = 1.0  # the paper's families at their one level
 MOMENTUM = 0.9  # config/cpu.yaml's deviation from the recipe
@@ -83,22 +84,26 @@ def write_plot(table: pd.DataFrame, out: Path, title: str) -> None:
     families = sorted(table["distortion"].unique())
     figure, axes = plt.subplots(1, len(families), figsize=(4.5 * len(families), 3.6), sharey=True,
                                 squeeze=False)  # fmt: skip
+    paper = stn_table1().set_index(["model", "distortion"])["error_pct"]
     for axis, family in zip(axes[0], families, strict=True):
         for model, rows in table[table["distortion"] == family].groupby("model"):
             rows = rows.sort_values("epochs")
-            axis.plot(rows["epochs"], rows["val_error"], marker="o", label=model)
+            (line,) = axis.plot(rows["epochs"], rows["val_error"], marker="o", label=model)
+            if (model, family) in paper.index:
+                axis.axhline(paper[(model, family)], color=line.get_color(), linestyle="--",
+                             linewidth=1, label=f"{model}: paper, test, 768 epochs")  # fmt: skip
         axis.set(xscale="log", yscale="log", title=family, xlabel="epochs (schedule scaled)")
         axis.set_xticks(sorted(table["epochs"].unique()))
         axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         # The lengths are the ticks; the log scale's own minor labels (3x10^0 ...) are noise.
         axis.xaxis.set_minor_formatter(NullFormatter())
-        # Errors span 1-40%: labels at 1, 2 and 5 times a power of ten, which never collide.
+        # Errors span 0.5-40%: labels at 1, 2 and 5 times a power of ten, which never collide.
         axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         axis.yaxis.set_minor_formatter(NullFormatter())
         axis.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("validation error (%)")
-    axes[0][-1].legend()
+    axes[0][-1].legend(fontsize=8)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     atomic_write(out, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
