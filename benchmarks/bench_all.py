@@ -12,15 +12,19 @@ that the two are compared at the same batch size. GPU runs use `stnbench bench` 
 1, 64, 256 (GTSRB: 1, 50, 256, 50 being Moodstocks' training batch); benchmarks/gpu_check.py
 runs them.
 
-Usage: .venv/bin/python benchmarks/bench_all.py [--threads 2] [--out results/bench/cpu]
+Usage: .venv/bin/python benchmarks/bench_all.py [--threads 2] [--out results/bench/cpu] [--summary]
+(--summary: print the folder's files as results/bench/README.md's table and bench nothing)
 """
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-from stnbench.bench_file import bench_file_name
+from tabulate import tabulate
+
+from stnbench.bench_file import bench_file_name, validate_bench
 from stnbench.dataset_registry import DATASETS
 from stnbench.models import list_models, model_info, model_input_shape
 
@@ -69,11 +73,47 @@ def job_key(job: list[str]) -> tuple[str, str, int]:
     return model, dataset, model_input_shape(model, dataset, size)[-1]
 
 
+def _images_per_s(phase: dict) -> str:
+    rate = phase["images_per_s"]
+    return f"{rate['median']:,.1f} [{rate['q1']:,.1f}-{rate['q3']:,.1f}]"
+
+
+def summary(folder: Path) -> str:
+    """A Markdown row per model, size and batch size of the bench files in ``folder``, in the
+    order the jobs run."""
+    rows = []
+    order = {job_key(job): index for index, job in enumerate(jobs())}
+    reports = [json.loads(path.read_text()) for path in folder.glob("*.json")]
+    for report in reports:
+        validate_bench(report)
+    reports.sort(key=lambda r: order.get((r["model"], r["dataset"], r["input_shape"][-1]), 1e9))
+    for report in reports:
+        for result in report["results"]:
+            infer, train = result["inference"], result["train_step"]
+            shares = (infer["cpu_share"], train["cpu_share"])
+            rows.append([
+                report["model"], report["input_shape"][-1], f"{report['params']:,}",
+                f"{report['flops_per_image'] / 1e6:,.1f}", result["batch_size"],
+                _images_per_s(infer), _images_per_s(train),
+                f"{train['achieved_flops_per_s'] / 1e9:.2f}",
+                f"{train['peak_memory_bytes'] / 2**20:,.0f}",
+                f"{min(shares):.2f}-{max(shares):.2f}",
+            ])  # fmt: skip
+    headers = ["model", "px", "params", "fwd MFLOPs/img", "batch", "inference img/s [IQR]",
+               "training img/s [IQR]", "train GFLOP/s", "train peak RSS MiB", "cpu share"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "cpu")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the --out folder's files as a table; bench nothing")
     args = parser.parse_args()
+    if args.summary:
+        print(summary(args.out))
+        return 0
     stnbench = Path(sys.executable).with_name("stnbench")
     for job in jobs():
         out = args.out / bench_file_name(*job_key(job))
@@ -83,6 +123,7 @@ def main() -> int:
         command = [str(stnbench), "bench", *job, "--threads", str(args.threads), "--out", str(out)]
         print("$", " ".join(command[1:]), flush=True)
         subprocess.run(command, check=True, cwd=REPO)
+    print(summary(args.out))
     return 0
 
 
