@@ -1,0 +1,40 @@
+"""The CPU bench table of results/bench/README.md, printed from the bench files
+(benchmarks/bench_all.py --summary)."""
+
+import importlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from stnbench.errors import StnbenchError
+
+REPO = Path(__file__).resolve().parents[1]
+# The benchmarks are scripts that import their shared helper from their own folder, as Python
+# does for the script it runs.
+sys.path.append(str(REPO / "benchmarks"))
+bench_all = importlib.import_module("bench_all")
+BENCH = REPO / "results" / "bench" / "cpu"
+
+
+def test_summary_has_a_row_per_batch_size_in_the_order_the_jobs_run(tmp_path: Path) -> None:
+    for name in ("moodstocks-2st-gtsrb-48.json", "fcn-mnist-28.json", "cnn-mnist-28.json"):
+        shutil.copy(BENCH / name, tmp_path / name)
+    rows = bench_all.summary(tmp_path).splitlines()[2:]
+    assert [row.split("|")[1].strip() for row in rows] == ["cnn"] * 3 + ["fcn"] * 3 + [
+        "moodstocks-2st"
+    ] * 2
+    report = json.loads((BENCH / "cnn-mnist-28.json").read_text())
+    largest = max(report["results"], key=lambda result: result["batch_size"])
+    median = largest["train_step"]["images_per_s"]["median"]
+    assert "| 256 " in rows[2] and f"{median:,.1f} [" in rows[2]
+
+
+def test_summary_refuses_a_file_that_breaks_the_bench_schema(tmp_path: Path) -> None:
+    report = json.loads((BENCH / "cnn-mnist-28.json").read_text())
+    del report["results"]
+    (tmp_path / "cnn-mnist-28.json").write_text(json.dumps(report))
+    with pytest.raises(StnbenchError, match="bench JSON"):
+        bench_all.summary(tmp_path)
