@@ -1,22 +1,16 @@
 """The CPU bench table of results/bench/README.md, printed from the bench files
 (benchmarks/bench_all.py --summary)."""
 
-import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
+import bench_all
 import pytest
 
 from stnbench.errors import StnbenchError
 
-REPO = Path(__file__).resolve().parents[1]
-# The benchmarks are scripts that import their shared helper from their own folder, as Python
-# does for the script it runs.
-sys.path.append(str(REPO / "benchmarks"))
-bench_all = importlib.import_module("bench_all")
-BENCH = REPO / "results" / "bench" / "cpu"
+BENCH = Path(__file__).resolve().parents[1] / "results" / "bench" / "cpu"
 
 
 def test_summary_has_a_row_per_batch_size_in_the_order_the_jobs_run(tmp_path: Path) -> None:

@@ -1,15 +1,7 @@
 """The schedule study's rule for the CPU Table 1's length (benchmarks/schedule_study.py)."""
 
-import importlib
-import sys
-from pathlib import Path
-
 import pandas as pd
-
-# The benchmarks are scripts that import their shared helper from their own folder, as Python
-# does for the script it runs.
-sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
-schedule_study = importlib.import_module("schedule_study")
+import schedule_study
 
 
 def test_the_length_is_where_a_doubling_stops_paying_a_tenth() -> None:
