@@ -17,7 +17,6 @@ Usage: .venv/bin/python benchmarks/bench_all.py [--threads 2] [--out results/ben
 """
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,9 @@ from tabulate import tabulate
 
 from stnbench.bench_file import bench_file_name, validate_bench
 from stnbench.dataset_registry import DATASETS
+from stnbench.errors import StnbenchError
 from stnbench.models import list_models, model_info, model_input_shape
+from stnbench.results.collect import read_json
 
 REPO = Path(__file__).resolve().parents[1]
 # Image sizes each data set's models are benchmarked at: MNIST's own, both GTSRB preparations.
@@ -73,6 +74,16 @@ def job_key(job: list[str]) -> tuple[str, str, int]:
     return model, dataset, model_input_shape(model, dataset, size)[-1]
 
 
+def read_bench(path: Path) -> dict:
+    """A bench file, checked against the bench schema; an error names the file."""
+    report = read_json(path)
+    try:
+        validate_bench(report)
+    except StnbenchError as error:
+        raise StnbenchError(f"{path}: {error}") from error
+    return report
+
+
 def _images_per_s(phase: dict) -> str:
     rate = phase["images_per_s"]
     return f"{rate['median']:,.1f} [{rate['q1']:,.1f}-{rate['q3']:,.1f}]"
@@ -83,9 +94,7 @@ def summary(folder: Path) -> str:
     order the jobs run."""
     rows = []
     order = {job_key(job): index for index, job in enumerate(jobs())}
-    reports = [json.loads(path.read_text()) for path in folder.glob("*.json")]
-    for report in reports:
-        validate_bench(report)
+    reports = [read_bench(path) for path in folder.glob("*.json")]
     reports.sort(key=lambda r: order.get((r["model"], r["dataset"], r["input_shape"][-1]), 1e9))
     for report in reports:
         for result in report["results"]:
@@ -104,6 +113,19 @@ def summary(folder: Path) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def bench_missing(folder: Path, threads: int) -> None:
+    """``stnbench bench`` for every job whose file is not yet in ``folder``, one at a time."""
+    stnbench = Path(sys.executable).with_name("stnbench")
+    for job in jobs():
+        out = folder / bench_file_name(*job_key(job))
+        if out.exists():
+            print(f"kept {out}", flush=True)
+            continue
+        command = [str(stnbench), "bench", *job, "--threads", str(threads), "--out", str(out)]
+        print("$", " ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True, cwd=REPO)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -111,19 +133,12 @@ def main() -> int:
     parser.add_argument("--summary", action="store_true",
                         help="print the --out folder's files as a table; bench nothing")
     args = parser.parse_args()
-    if args.summary:
+    if not args.summary:
+        bench_missing(args.out, args.threads)
+    try:
         print(summary(args.out))
-        return 0
-    stnbench = Path(sys.executable).with_name("stnbench")
-    for job in jobs():
-        out = args.out / bench_file_name(*job_key(job))
-        if out.exists():
-            print(f"kept {out}", flush=True)
-            continue
-        command = [str(stnbench), "bench", *job, "--threads", str(args.threads), "--out", str(out)]
-        print("$", " ".join(command[1:]), flush=True)
-        subprocess.run(command, check=True, cwd=REPO)
-    print(summary(args.out))
+    except StnbenchError as error:
+        parser.error(str(error))
     return 0
 
 
