@@ -10,7 +10,6 @@ only what is missing. Usage (see the Makefile's gpu-check): python3 benchmarks/g
 """
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -22,9 +21,10 @@ from tabulate import tabulate
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_all import job_key, jobs  # noqa: E402
+from bench_all import job_key, jobs, read_bench  # noqa: E402
 
 from stnbench.bench_file import bench_file_name  # noqa: E402
+from stnbench.errors import StnbenchError  # noqa: E402
 
 GTSRB_TRAIN_IMAGES = 35_219
 EPOCH_BATCH = 50
@@ -61,9 +61,11 @@ def cuda_test_modules() -> list[str]:
 
 
 def summary(out: Path) -> str:
+    """A row per bench file in ``out``: each precision's cost at its largest batch, and the
+    48 px GTSRB epoch that the training step at Moodstocks' batch implies."""
     rows = []
     for path in sorted(out.glob("*.json")):
-        report = json.loads(path.read_text())
+        report = read_bench(path)
         by_batch = {row["batch_size"]: row for row in report["results"]}
         train = {b: r["train_step"]["images_per_s"]["median"] for b, r in by_batch.items()}
         largest = max(by_batch)
@@ -98,7 +100,12 @@ def main() -> int:
             continue
         amp = ["--amp", "--channels-last"] if args.amp else []
         failed |= run([*stnbench, *job, *amp, "--out", str(target)], deadline) != 0
-    print(f"\n{gpu_slug()}: zoo benches in {out.relative_to(REPO)}\n{summary(out)}")
+    try:
+        table = summary(out)
+    except StnbenchError as error:
+        print(f"gpu-check: {error}")
+        return 1
+    print(f"\n{gpu_slug()}: zoo benches in {out.relative_to(REPO)}\n{table}")
     if time.monotonic() > deadline:
         print("gpu-check: the time budget ran out; run it again for what is missing")
     return int(failed)
