@@ -61,8 +61,8 @@ def cuda_test_modules() -> list[str]:
 
 
 def summary(out: Path) -> str:
-    """A row per bench file in ``out``: each precision's cost at its largest batch, and the
-    48 px GTSRB epoch that the training step at Moodstocks' batch implies."""
+    """A row per bench file in ``out`` (a model at one size and precision): its cost at its
+    largest batch, and for GTSRB the epoch that its training step at Moodstocks' batch implies."""
     rows = []
     for path in sorted(out.glob("*.json")):
         report = read_bench(path)
