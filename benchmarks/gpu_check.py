@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from bench_all import job_key, jobs, read_bench
 from tabulate import tabulate
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_all import job_key, jobs, read_bench  # noqa: E402
+from stnbench.bench_file import bench_file_name
+from stnbench.errors import StnbenchError
 
-from stnbench.bench_file import bench_file_name  # noqa: E402
-from stnbench.errors import StnbenchError  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 GTSRB_TRAIN_IMAGES = 35_219
 EPOCH_BATCH = 50
