@@ -45,7 +45,7 @@ def test_plots_are_drawn_again_only_when_what_they_show_changes(tmp_path: Path):
     assert len({before, edited, inputs_digest(collect(runs))}) == 3
 
 
-def test_throughput_has_a_bar_per_preparation_of_a_model(tmp_path: Path):
+def test_throughput_has_a_bar_per_input_size_of_a_model(tmp_path: Path):
     root = tmp_path / "runs"
     for seed, size in ((0, 32), (1, 48)):
         run = write_run(root, model="idsia", seed=seed, accuracy=0.9, dataset="gtsrb",
@@ -55,4 +55,18 @@ def test_throughput_has_a_bar_per_preparation_of_a_model(tmp_path: Path):
         (run / "metrics.json").write_text(json.dumps(metrics))
     figure = throughput(collect(root))
     labels = {label.get_text() for ax in figure.axes for label in ax.get_yticklabels()}
-    assert {"idsia (32px)", "idsia (48px)"} <= labels
+    assert {"idsia (32 px)", "idsia (48 px)"} <= labels
+
+
+def test_throughput_does_not_average_mnist_rts_canvas_with_28_px_runs(tmp_path: Path):
+    root = tmp_path / "runs"
+    for distortion, rate in (("R", 2000.0), ("RTS", 500.0)):
+        run = write_run(root, model="st-cnn-affine", seed=0, accuracy=0.9, distortion=distortion)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["train_images_per_s"] = rate
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    figure = throughput(collect(root))
+    panel = next(ax for ax in figure.axes if ax.get_title().startswith("training"))
+    bars = {label.get_text(): patch.get_width() for label, patch in
+            zip(panel.get_yticklabels(), panel.patches, strict=False)}
+    assert bars == {"st-cnn-affine (28 px)": 2000.0, "st-cnn-affine (42 px)": 500.0}
